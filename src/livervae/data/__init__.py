@@ -1,0 +1,1 @@
+"""Dataset adapters, validation, summaries, folds, clinical severity and the synthetic phantom cohort."""

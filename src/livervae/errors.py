@@ -1,0 +1,27 @@
+"""Exceptions that carry one user-facing sentence naming the file and the fault."""
+
+from __future__ import annotations
+
+from os import PathLike
+
+
+class LiverVAEError(Exception):
+    """Base class for errors LiverVAE reports to the user without a traceback."""
+
+
+class InputError(LiverVAEError):
+    """Bad input: an unreadable file, a wrong shape, mismatched geometry, unknown labels and the like.
+
+    Args:
+        path: the file or folder at fault; it leads the message so the user knows where to look.
+        problem: what is wrong with it, as one sentence without a trailing full stop.
+    """
+
+    def __init__(self, path: str | PathLike[str] | None, problem: str) -> None:
+        self.path = None if path is None else str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}" if self.path else problem)
+
+
+class OutputError(LiverVAEError):
+    """An output location that cannot be written (exists, not writable, disk full)."""

@@ -1,0 +1,1 @@
+"""File formats: NIfTI, DICOM CT series, DICOM-SEG, and atomic writes."""
