@@ -92,7 +92,7 @@ def read_header(path: Path) -> pydicom.Dataset | None:
         InputError: a file that claims to be DICOM (preamble or suffix) but cannot be parsed.
     """
     try:
-        return pydicom.dcmread(path, stop_before_pixels=True)
+        dataset = pydicom.dcmread(path, stop_before_pixels=True)
     except InvalidDicomError:
         if _has_preamble(path) or path.suffix.lower() in _DICOM_SUFFIXES:
             raise InputError(path, "cannot read DICOM header (file is truncated or corrupt)") from None
@@ -105,15 +105,23 @@ def read_header(path: Path) -> pydicom.Dataset | None:
         raise InputError(path, f"cannot open file ({exc.strerror or exc})") from exc
     except Exception as exc:
         raise InputError(path, f"cannot read DICOM header ({type(exc).__name__}: {exc})") from exc
+    # pydicom returns whatever it parsed before the end of a truncated file, without a warning.
+    if "SOPClassUID" not in dataset or "SOPInstanceUID" not in dataset:
+        raise InputError(path, "cannot read DICOM header (file is truncated or corrupt)")
+    return dataset
 
 
 def _slice_header(path: Path, dataset: pydicom.Dataset) -> SliceHeader | None:
     """Return the header of a single-frame image, or None for non-image objects (SR, KO, PR, SEG...)."""
-    required = ("Rows", "Columns", "ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing")
-    if not all(keyword in dataset for keyword in required):
-        return None
     if int(dataset.get("NumberOfFrames", 1) or 1) > 1:
-        raise InputError(path, "multi-frame (enhanced) image objects are not supported; export single-frame slices")
+        return None
+    required = ("Rows", "Columns", "ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing")
+    missing = [keyword for keyword in required if keyword not in dataset]
+    if missing:
+        sop_class_name = getattr(dataset.SOPClassUID, "name", "")
+        if sop_class_name.endswith("Image Storage"):
+            raise InputError(path, f"image lacks {', '.join(missing)} (file is truncated or incomplete)")
+        return None
     try:
         return SliceHeader(
             path=path,
@@ -152,6 +160,7 @@ class DicomFolderScan:
     folder: Path
     series: dict[str, list[SliceHeader]]
     segmentations: list[tuple[Path, pydicom.Dataset]]
+    skipped: list[tuple[Path, str]]
 
 
 def scan_dicom_folder(folder: str | os.PathLike[str]) -> DicomFolderScan:
@@ -168,6 +177,7 @@ def scan_dicom_folder(folder: str | os.PathLike[str]) -> DicomFolderScan:
         raise InputError(folder, "DICOM folder not found")
     series: dict[str, list[SliceHeader]] = defaultdict(list)
     segmentations: list[tuple[Path, pydicom.Dataset]] = []
+    skipped: list[tuple[Path, str]] = []
     for path in list_files(folder):
         dataset = read_header(path)
         if dataset is None:
@@ -177,11 +187,14 @@ def scan_dicom_folder(folder: str | os.PathLike[str]) -> DicomFolderScan:
             continue
         header = _slice_header(path, dataset)
         if header is None:
-            sop_class = getattr(dataset.get("SOPClassUID"), "name", str(dataset.get("SOPClassUID", "unknown")))
-            logger.info("skipping non-image DICOM object %s (%s)", path.name, sop_class)
+            sop_class = getattr(dataset.SOPClassUID, "name", str(dataset.SOPClassUID))
+            if int(dataset.get("NumberOfFrames", 1) or 1) > 1:
+                sop_class = f"multi-frame {sop_class}"
+            logger.info("skipping %s: %s, not a single-frame image slice", path.name, sop_class)
+            skipped.append((path, sop_class))
             continue
         series[header.series_uid].append(header)
-    return DicomFolderScan(folder=folder, series=dict(series), segmentations=segmentations)
+    return DicomFolderScan(folder=folder, series=dict(series), segmentations=segmentations, skipped=skipped)
 
 
 def _describe_series(uid: str, headers: list[SliceHeader]) -> str:
@@ -190,11 +203,16 @@ def _describe_series(uid: str, headers: list[SliceHeader]) -> str:
     return text + (f", '{description}')" if description else ")")
 
 
-def select_series(
-    folder: Path, series: dict[str, list[SliceHeader]], series_uid: str | None = None
-) -> tuple[str, list[SliceHeader]]:
+def select_series(scan: DicomFolderScan, series_uid: str | None = None) -> tuple[str, list[SliceHeader]]:
     """Pick the series to read: the one named by `series_uid`, or the only one present."""
+    folder, series = scan.folder, scan.series
     if not series:
+        multi_frame = [name for _, name in scan.skipped if name.startswith("multi-frame")]
+        if multi_frame:
+            raise InputError(
+                folder, f"holds only multi-frame objects ({multi_frame[0]}), which are not supported; "
+                "export the series as single-frame slices"
+            )
         raise InputError(folder, "no DICOM image slices found")
     if series_uid is not None:
         if series_uid not in series:
@@ -311,7 +329,7 @@ def read_dicom_series(
     """
     folder = Path(folder)
     scan = scan if scan is not None else scan_dicom_folder(folder)
-    uid, headers = select_series(folder, scan.series, series_uid)
+    uid, headers = select_series(scan, series_uid)
     if modality is not None and headers[0].modality.upper() != modality.upper():
         raise InputError(
             folder, f"series {uid} has Modality {headers[0].modality or 'missing'!r}, expected {modality!r}"

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
+from pydicom.pixels import apply_rescale
 
 from livervae.data.case import Case, safe_case_id
 from livervae.data.formats import SourceOptions
@@ -65,7 +66,8 @@ def read_masks(masks: Path, ct: DicomSeries) -> np.ndarray:
             continue
         try:
             dataset = pydicom.dcmread(io.BytesIO(handle.read()))
-            pixels = dataset.pixel_array
+            # The release stores masks as 8-bit with intercept 0; re-exports may rescale, so apply it.
+            pixels = apply_rescale(dataset.pixel_array, dataset)
             position = np.asarray(dataset.ImagePositionPatient, dtype=float)
         except Exception as exc:
             raise InputError(f"{masks}/{relative}", f"cannot read mask slice ({type(exc).__name__}: {exc})") from exc

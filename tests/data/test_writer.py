@@ -1,0 +1,71 @@
+import csv
+import json
+
+import numpy as np
+import pytest
+from monai.data import load_decathlon_datalist
+from monai.transforms import LoadImaged
+
+from livervae.data.case import Case
+from livervae.data.writer import DatasetWriter
+from livervae.errors import InputError
+from livervae.io.volume import Volume
+
+ROW = {"TCIA_ID": "p1", "Tr_Size": 4.0, "tumor_nodul": "multinodular", "T_involvment": "< or = 50%", "BCLC": "B"}
+
+
+def _cases(labelled_ct):
+    image, label = labelled_ct
+    return [
+        Case("p1_a", "p1", image, label, clinical=ROW),
+        Case("p1_b", "p1", image, label, clinical=ROW),
+        Case("p2", "p2", image, Volume(np.where(label.array > 0, 1, 0).astype(np.uint8), image.affine)),
+        Case("p3", "p3", image, label),
+        Case("unlabelled", "p4", image),
+    ]
+
+
+def test_writes_a_monai_readable_dataset(tmp_path, labelled_ct):
+    writer = DatasetWriter(tmp_path, "demo", "test")
+    for case in _cases(labelled_ct):
+        writer.add(case)
+    summary = writer.finish(n_folds=2, seed=0)
+    datalist = json.loads((tmp_path / "datalist.json").read_text())
+    assert datalist["numTraining"] == 4 and datalist["numTest"] == 1 and datalist["num_folds"] == 2
+    folds = {entry["case_id"]: entry["fold"] for entry in datalist["training"]}
+    assert folds["p1_a"] == folds["p1_b"]
+    assert datalist["clinical"] == "clinical.csv"
+    assert datalist["training"][0]["severity"] == pytest.approx(summary["cases"]["p1_a"]["severity"])
+    assert "severity" not in datalist["training"][2]
+    assert datalist["testing"][0] == {"image": "images/unlabelled.nii.gz", "case_id": "unlabelled", "patient_id": "p4"}
+
+    entries = load_decathlon_datalist(tmp_path / "datalist.json", base_dir=tmp_path)
+    loaded = LoadImaged(keys=["image", "label"])(entries[0])
+    assert tuple(loaded["image"].shape) == (24, 20, 8)
+    assert np.array_equal(np.asarray(loaded["label"]), labelled_ct[1].array)
+
+    with open(tmp_path / "clinical.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["patient_id"] for r in rows] == ["p1"] and float(rows[0]["severity"]) > 0
+    assert summary["dataset"]["cases"] == 5 and summary["dataset"]["cases_without_tumour"] == 1
+
+
+def test_duplicate_case_ids_and_empty_datasets(tmp_path, labelled_ct):
+    writer = DatasetWriter(tmp_path / "a", "a", "test")
+    case = _cases(labelled_ct)[0]
+    writer.add(case)
+    with pytest.raises(InputError, match="case id p1_a occurs twice"):
+        writer.add(case)
+    with pytest.raises(InputError, match="produced no cases"):
+        DatasetWriter(tmp_path / "b", "b", "test").finish(5, 0)
+
+
+def test_label_is_written_on_the_image_affine(tmp_path, labelled_ct):
+    image, label = labelled_ct
+    nudged = Volume(label.array, image.affine + 1e-5, "label")
+    writer = DatasetWriter(tmp_path, "x", "test")
+    writer.add(Case("c", "c", image, nudged))
+    import nibabel as nib
+
+    assert np.array_equal(nib.load(str(tmp_path / "labels" / "c.nii.gz")).affine, nib.load(
+        str(tmp_path / "images" / "c.nii.gz")).affine)

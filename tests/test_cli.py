@@ -1,0 +1,53 @@
+import json
+import os
+import subprocess
+import sys
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from livervae.cli import main
+
+
+def test_preprocess_dicom_seg_from_the_command_line(tmp_path, dcmqi, capsys):
+    assert main(["preprocess", "--format", "dicom-seg", "--source", str(dcmqi), "--out", str(tmp_path / "ds")]) == 0
+    printed = capsys.readouterr().out
+    assert "dcmqi_ct3slice_liver_seg" in printed and "512x512x3" in printed
+    datalist = json.loads((tmp_path / "ds" / "datalist.json").read_text())
+    assert datalist["training"][0]["label"] == "labels/dcmqi_ct3slice_liver_seg.nii.gz"
+
+
+@pytest.mark.parametrize(
+    "make_input, message",
+    [
+        (lambda d: d / "missing", "source not found"),
+        (lambda d: (d / "empty").mkdir() or d / "empty", "no DICOM image slices found"),
+    ],
+)
+def test_bad_input_gives_one_line_exit_2_and_no_output(tmp_path, capsys, make_input, message):
+    source = make_input(tmp_path)
+    status = main(["preprocess", "--format", "dicom", "--source", str(source), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2
+    assert err[-1].startswith("livervae: error: ") and message in err[-1]
+    assert not (tmp_path / "out").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
+
+
+def test_nan_volume_from_the_command_line(tmp_path, capsys, labelled_ct):
+    image, label = labelled_ct
+    data = image.array.astype(np.float32)
+    data[3, 3, 3] = np.nan
+    nib.save(nib.Nifti1Image(data, image.affine), str(tmp_path / "volume-0.nii"))
+    nib.save(nib.Nifti1Image(label.array, image.affine), str(tmp_path / "segmentation-0.nii"))
+    status = main(["preprocess", "--format", "lits", "--source", str(tmp_path), "--out", str(tmp_path / "out")])
+    assert status == 2
+    assert f"{tmp_path / 'volume-0.nii'}: contains 1 NaN or infinite voxel values" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_console_script_is_installed():
+    script = os.path.join(os.path.dirname(sys.executable), "livervae")
+    result = subprocess.run([script, "--version"], capture_output=True, text=True, check=True)
+    assert result.stdout.strip().startswith("livervae ")
