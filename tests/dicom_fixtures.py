@@ -59,7 +59,11 @@ def write_seg(ct_files: list[Path], segments: list[SegmentSpec], path: Path, ser
 
 def write_study(image: Volume, folder: Path, seed: str, series_number: int = 2, description: str = "PV") -> list[Path]:
     """Write `image` as a CT series in `folder` with deterministic UIDs derived from `seed`."""
-    identity = SeriesIdentity(uid_seed=seed, series_number=series_number, series_description=description,
-                              study_uid=pydicom.uid.generate_uid(entropy_srcs=[seed.split("/")[0], "study"]),
-                              frame_of_reference_uid=pydicom.uid.generate_uid(entropy_srcs=[seed.split("/")[0], "for"]))
+    identity = SeriesIdentity(
+        uid_seed=seed,
+        series_number=series_number,
+        series_description=description,
+        study_uid=pydicom.uid.generate_uid(entropy_srcs=[seed.split("/")[0], "study"]),
+        frame_of_reference_uid=pydicom.uid.generate_uid(entropy_srcs=[seed.split("/")[0], "for"]),
+    )
     return write_ct_series(image, folder, identity)

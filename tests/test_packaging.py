@@ -13,8 +13,11 @@ def _pins(lines):
 
 
 def test_environment_yml_mirrors_requirements():
-    requirements = _pins(line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines()
-                         if line.strip() and not line.startswith("#"))
+    requirements = _pins(
+        line.strip()
+        for line in (ROOT / "requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    )
     environment = (ROOT / "environment.yml").read_text()
     mirrored = _pins(m.group(1) for m in re.finditer(r"^\s+- ([A-Za-z0-9_.\-\[\],]+==[^\s]+)$", environment, re.M))
     assert requirements == mirrored

@@ -12,7 +12,19 @@ from livervae.data.clinical import (
 )
 from livervae.errors import InputError
 
-HEADER = ["TCIA_ID", "Sex", "Age", "Tr_Size", "tumor_nodul", "T_involvment", "TNM", "BCLC", "CLIP_Score", "Okuda", "AFP"]
+HEADER = [
+    "TCIA_ID",
+    "Sex",
+    "Age",
+    "Tr_Size",
+    "tumor_nodul",
+    "T_involvment",
+    "TNM",
+    "BCLC",
+    "CLIP_Score",
+    "Okuda",
+    "AFP",
+]
 ROWS = [
     ["HCC_001", "M", 61, 5.0, "multinodular", "< or = 50%", "IIIa", "B", 2, "I", 400],
     ["HCC_002", "F", 70, 1.8, "uninodular", "< or = 50%", "I", "A", 0, "I", 5],

@@ -68,4 +68,6 @@ def test_real_ircadb_case(tmp_path, real_case):
     assert case["lesion_count"] == 2 and case["fold"] == 0
     assert case["liver_ml"] == pytest.approx(2_106_497 * 0.743 * 0.743 * 1.6 / 1000, abs=0.5)
     image = nib.load(str(tmp_path / "real" / "images" / "3dircadb1_17.nii.gz"))
-    assert np.array_equal(np.asarray(image.dataobj), np.asarray(nib.load(str(real_case / "nifti" / "ct.nii.gz")).dataobj))
+    assert np.array_equal(
+        np.asarray(image.dataobj), np.asarray(nib.load(str(real_case / "nifti" / "ct.nii.gz")).dataobj)
+    )

@@ -1,6 +1,7 @@
 import csv
 import json
 
+import nibabel as nib
 import numpy as np
 import pytest
 from monai.data import load_decathlon_datalist
@@ -65,7 +66,6 @@ def test_label_is_written_on_the_image_affine(tmp_path, labelled_ct):
     nudged = Volume(label.array, image.affine + 1e-5, "label")
     writer = DatasetWriter(tmp_path, "x", "test")
     writer.add(Case("c", "c", image, nudged))
-    import nibabel as nib
-
-    assert np.array_equal(nib.load(str(tmp_path / "labels" / "c.nii.gz")).affine, nib.load(
-        str(tmp_path / "images" / "c.nii.gz")).affine)
+    assert np.array_equal(
+        nib.load(str(tmp_path / "labels" / "c.nii.gz")).affine, nib.load(str(tmp_path / "images" / "c.nii.gz")).affine
+    )

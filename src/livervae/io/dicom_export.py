@@ -57,7 +57,9 @@ def _lps_geometry(volume: Volume) -> tuple[np.ndarray, np.ndarray, np.ndarray, t
     return axes[:, 0], axes[:, 1], origin, spacing
 
 
-def write_ct_series(volume: Volume, folder: str | os.PathLike[str], identity: SeriesIdentity | None = None) -> list[Path]:
+def write_ct_series(
+    volume: Volume, folder: str | os.PathLike[str], identity: SeriesIdentity | None = None
+) -> list[Path]:
     """Write `volume` (HU) as one DICOM file per slice `<folder>/IM-<k>.dcm`, each written atomically.
 
     Returns:
@@ -75,7 +77,7 @@ def write_ct_series(volume: Volume, folder: str | os.PathLike[str], identity: Se
     stored = values.astype(np.uint16)
     row_dir, col_dir, origin, spacing = _lps_geometry(volume)
     normal_step = np.cross(row_dir, col_dir) * spacing[2]
-    slice_step = (np.diag([-1.0, -1.0, 1.0]) @ volume.affine[:3, 2])
+    slice_step = np.diag([-1.0, -1.0, 1.0]) @ volume.affine[:3, 2]
     if float(slice_step @ normal_step) < 0:
         raise InputError(volume.source, "the slice axis runs against the row x column normal; reorient first")
     study_uid = identity.study_uid or identity.uid("study")

@@ -210,8 +210,9 @@ def select_series(scan: DicomFolderScan, series_uid: str | None = None) -> tuple
         multi_frame = [name for _, name in scan.skipped if name.startswith("multi-frame")]
         if multi_frame:
             raise InputError(
-                folder, f"holds only multi-frame objects ({multi_frame[0]}), which are not supported; "
-                "export the series as single-frame slices"
+                folder,
+                f"holds only multi-frame objects ({multi_frame[0]}), which are not supported; "
+                "export the series as single-frame slices",
             )
         raise InputError(folder, "no DICOM image slices found")
     if series_uid is not None:

@@ -8,9 +8,22 @@ from livervae.data.clinical import compute_severity
 from livervae.data.formats import SourceOptions
 from livervae.data.formats.hcc_tace_seg import iter_cases
 from livervae.errors import InputError
+from livervae.io.volume import Volume
 from livervae.labels import LIVER, TUMOR
 
-HEADER = ["TCIA_ID", "Sex", "Age", "Tr_Size", "tumor_nodul", "T_involvment", "TNM", "BCLC", "CLIP_Score", "Okuda", "AFP"]
+HEADER = [
+    "TCIA_ID",
+    "Sex",
+    "Age",
+    "Tr_Size",
+    "tumor_nodul",
+    "T_involvment",
+    "TNM",
+    "BCLC",
+    "CLIP_Score",
+    "Okuda",
+    "AFP",
+]
 SHEET = [
     ["HCC_001", "M", 61, 5.0, "multinodular", "< or = 50%", "IIIa", "B", 2, "I", 400],
     ["HCC_002", "F", 70, 1.8, "uninodular", "< or = 50%", "I", "A", 0, "I", 5],
@@ -29,8 +42,6 @@ def collection(tmp_path, labelled_ct):
         study = root / patient / "01-01-1999-NA-CT ABDOMEN-12345"
         pre = image.array.copy()
         pre[label.array > 0] -= 60  # an unenhanced phase: a different series the SEG does not annotate
-        from livervae.io.volume import Volume
-
         write_study(Volume(pre, image.affine), study / "2.000000-PRE LIVER-67890", f"{patient}/pre", 2, "PRE LIVER")
         arterial = write_study(image, study / "3.000000-ART LIVER-13579", f"{patient}/art", 3, "ART LIVER")
         segments = [
@@ -64,7 +75,7 @@ def test_patients_with_seg_on_the_arterial_phase_and_severity(collection, labell
 def test_vessels_inside_the_liver_can_count_as_liver(collection, labelled_ct):
     root, sheet, _ = collection
     _, label = labelled_ct
-    (case, _) = iter_cases(root, SourceOptions(vessels="liver"))
+    case, _ = iter_cases(root, SourceOptions(vessels="liver"))
     assert np.array_equal(case.label.array, label.array)
     assert case.clinical is None
 

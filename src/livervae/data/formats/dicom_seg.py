@@ -31,9 +31,7 @@ def referenced_series_uid(scan: DicomFolderScan, seg_path: Path, dataset: Any, s
     return None
 
 
-def read_study(
-    folder: Path, options: SourceOptions, case_id: str, clinical: dict[str, Any] | None = None
-) -> Case:
+def read_study(folder: Path, options: SourceOptions, case_id: str, clinical: dict[str, Any] | None = None) -> Case:
     """Read the CT series and its one DICOM-SEG from `folder` into a labelled case."""
     scan = scan_dicom_folder(folder)
     if not scan.segmentations:

@@ -1,0 +1,14 @@
+import json
+
+from livervae.demo import run_demo
+
+
+def test_demo_prepares_the_real_case_and_phantoms(tmp_path, real_case, capsys):
+    timings = run_demo(tmp_path / "demo", n_phantoms=2)
+    printed = capsys.readouterr().out
+    assert "3dircadb1_17" in printed and "phantom_001" in printed
+    real = json.loads((tmp_path / "demo" / "real" / "summary.json").read_text())["cases"]["3dircadb1_17"]
+    assert real["label_voxels"]["liver"] == 1_920_507 and real["lesion_count"] == 2
+    overlays = sorted(p.name for p in (tmp_path / "demo" / "overlays").iterdir())
+    assert overlays == ["3dircadb1_17.png", "phantom_000.png", "phantom_001.png"]
+    assert timings["real_case_preprocess_s"] > 0
