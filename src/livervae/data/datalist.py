@@ -1,0 +1,58 @@
+"""Read a normalised dataset's datalist.json into MONAI data dicts for one cross-validation fold."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from monai.data import load_decathlon_datalist
+
+from livervae.errors import InputError
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "all", "test")
+
+
+def load_fold(dataset_dir: str | os.PathLike[str], fold: int = 0, split: str = "train") -> list[dict[str, Any]]:
+    """Return the entries of `split` for cross-validation fold `fold`, with absolute file paths.
+
+    Args:
+        dataset_dir: a folder written by `livervae preprocess` (holds datalist.json).
+        fold: the held-out fold; "train" is every other fold, "val" is this one.
+        split: "train", "val", "all" (every labelled case) or "test" (the unlabelled cases).
+
+    Raises:
+        InputError: missing datalist, an unknown split, a fold that does not exist, or entries whose files
+            are missing.
+    """
+    dataset_dir = Path(dataset_dir)
+    path = dataset_dir / "datalist.json"
+    if not path.is_file():
+        raise InputError(dataset_dir, "no datalist.json (prepare the dataset with `livervae preprocess`)")
+    if split not in SPLITS:
+        raise InputError(None, f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    if split == "test":
+        if not json.loads(path.read_text()).get("testing"):
+            return []
+        entries = load_decathlon_datalist(path, is_segmentation=False, data_list_key="testing", base_dir=dataset_dir)
+    else:
+        entries = load_decathlon_datalist(path, is_segmentation=True, data_list_key="training", base_dir=dataset_dir)
+        folds = sorted({int(e["fold"]) for e in entries})
+        if split != "all" and fold not in folds:
+            raise InputError(path, f"fold {fold} does not exist (folds: {folds})")
+        if split == "train":
+            others = [e for e in entries if int(e["fold"]) != fold]
+            if not others:
+                logger.warning("%s has a single fold: training and validating on the same cases", path)
+            entries = others or entries
+        elif split == "val":
+            entries = [e for e in entries if int(e["fold"]) == fold]
+    for entry in entries:
+        for key in ("image", "label"):
+            if key in entry and not Path(entry[key]).is_file():
+                raise InputError(path, f"entry {entry.get('case_id', '?')} points to a missing file {entry[key]}")
+    return entries

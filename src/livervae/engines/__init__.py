@@ -1,0 +1,1 @@
+"""Ignite iteration functions and handlers the bundles need beyond MONAI's."""

@@ -1,0 +1,83 @@
+"""SegResNetVAE that returns one segmentation tensor at inference and its auxiliary outputs in training.
+
+MONAI's `SegResNetVAE` returns `(seg, vae_loss)` in training and `(seg, None)` in evaluation, which breaks
+sliding-window inference, MONAI Label and the bundle checks that expect one tensor. This subclass keeps
+MONAI's encoder, decoder and VAE branch and changes only what `forward` returns:
+
+- `eval()`: the segmentation logits alone (the plain SegResNet path; the VAE branch does not run).
+- `train()`: a `SegResNetVAEOutput` with the logits, MONAI's unweighted VAE loss (KL-style regulariser plus
+  reconstruction MSE) and, when `severity_head` is set, a per-sample tumour-severity prediction in [0, 1]
+  from the pooled encoder bottleneck (the VAE branch's input), used for weak supervision.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from monai.networks.nets import SegResNetVAE
+from torch import nn
+
+
+class SegResNetVAEOutput(NamedTuple):
+    """What the network returns in training mode."""
+
+    seg: torch.Tensor
+    vae_loss: torch.Tensor | None
+    severity: torch.Tensor | None
+
+
+class SegResNetVAEWithHeads(SegResNetVAE):
+    """MONAI SegResNetVAE with a single-tensor inference output and an optional severity head.
+
+    Args:
+        input_image_size: training patch size; every side must divide by 2 ** (len(blocks_down) - 1).
+        severity_head: add a small regression head (pooled bottleneck → linear → sigmoid) predicting the
+            patient's tumour severity indicator.
+        vae: compute the VAE loss in training (off turns the network into a SegResNet with the same weights).
+        dropout: alias of `dropout_prob`, the argument name MONAI Label sets for epistemic scoring.
+        kwargs: everything else goes to `monai.networks.nets.SegResNetVAE`.
+    """
+
+    def __init__(
+        self,
+        input_image_size: tuple[int, ...] | list[int],
+        severity_head: bool = False,
+        vae: bool = True,
+        dropout: float | None = None,
+        **kwargs,
+    ) -> None:
+        if dropout is not None:
+            kwargs["dropout_prob"] = dropout
+        super().__init__(input_image_size=tuple(input_image_size), **kwargs)
+        self.vae = vae
+        bottleneck_channels = self.init_filters * 2 ** (len(self.blocks_down) - 1)
+        self.severity_head = (
+            nn.Sequential(
+                nn.AdaptiveAvgPool3d(1) if self.spatial_dims == 3 else nn.AdaptiveAvgPool2d(1),
+                nn.Flatten(),
+                nn.Linear(bottleneck_channels, 16),
+                nn.ReLU(inplace=True),
+                nn.Linear(16, 1),
+                nn.Sigmoid(),
+            )
+            if severity_head
+            else None
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | SegResNetVAEOutput:  # type: ignore[override]
+        """Segment `x`; in training mode also return the VAE loss and the severity prediction."""
+        net_input = x
+        bottleneck, skips = self.encode(x)
+        skips.reverse()
+        seg = self.decode(bottleneck, skips)
+        if not self.training:
+            return seg
+        if self.vae and tuple(net_input.shape[2:]) != tuple(self.input_image_size):
+            raise ValueError(
+                f"training input of spatial size {tuple(net_input.shape[2:])} must equal the network's "
+                f"input_image_size {tuple(self.input_image_size)} for the VAE branch"
+            )
+        vae_loss = self._get_vae_loss(net_input, bottleneck) if self.vae else None
+        severity = self.severity_head(bottleneck).squeeze(1) if self.severity_head is not None else None
+        return SegResNetVAEOutput(seg, vae_loss, severity)

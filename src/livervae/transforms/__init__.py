@@ -1,0 +1,6 @@
+"""MONAI-style dictionary transforms LiverVAE needs beyond MONAI's own."""
+
+from livervae.transforms.liver_roi import LiverROICropd, liver_bounding_box
+from livervae.transforms.severity import Severityd
+
+__all__ = ["LiverROICropd", "Severityd", "liver_bounding_box"]
