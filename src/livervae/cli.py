@@ -50,9 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("--seed", type=int, default=0, help="phantom: cohort seed (default 0)")
 
     phantom = commands.add_parser(
-        "phantom", help="generate the synthetic phantom cohort as a normalised dataset", description=(
-            "Synthetic abdominal CT with exact liver/tumour labels and an HCC-TACE-Seg-style clinical sheet."
-        )
+        "phantom",
+        help="generate the synthetic phantom cohort as a normalised dataset",
+        description=("Synthetic abdominal CT with exact liver/tumour labels and an HCC-TACE-Seg-style clinical sheet."),
     )
     phantom.add_argument("--n", type=int, default=8, help="number of cases (default 8)")
     phantom.add_argument("--seed", type=int, default=0, help="cohort seed (default 0)")

@@ -63,7 +63,9 @@ def save_overlay_png(
             the slice when given.
     """
     ct = to_lps(np.asarray(image.array, dtype=np.float32), image.affine)
-    maps = [(name, to_lps(m, image.affine)) for name, m in (("labels", label), ("reference", reference)) if m is not None]
+    maps = [
+        (name, to_lps(m, image.affine)) for name, m in (("labels", label), ("reference", reference)) if m is not None
+    ]
     chooser = maps[-1][1] if maps else np.zeros(ct.shape, dtype=np.uint8)
     k = most_informative_slice(chooser)
     spacing_i, spacing_j = lps_spacing(image.affine, image.shape)[:2]
@@ -71,11 +73,23 @@ def save_overlay_png(
     fig = Figure(figsize=(5 * len(panels), 5.4))
     for column, (name, labels) in enumerate(panels, start=1):
         ax = fig.add_subplot(1, len(panels), column)
-        ax.imshow(ct[:, :, k].T, cmap="gray", vmin=HU_WINDOW[0], vmax=HU_WINDOW[1], interpolation="nearest",
-                  aspect=spacing_j / spacing_i)
+        ax.imshow(
+            ct[:, :, k].T,
+            cmap="gray",
+            vmin=HU_WINDOW[0],
+            vmax=HU_WINDOW[1],
+            interpolation="nearest",
+            aspect=spacing_j / spacing_i,
+        )
         if labels is not None:
-            ax.imshow(labels[:, :, k].T, cmap=LABEL_COLOURS, vmin=0, vmax=2, interpolation="nearest",
-                      aspect=spacing_j / spacing_i)
+            ax.imshow(
+                labels[:, :, k].T,
+                cmap=LABEL_COLOURS,
+                vmin=0,
+                vmax=2,
+                interpolation="nearest",
+                aspect=spacing_j / spacing_i,
+            )
         ax.set_title(f"{name}, axial slice {k} (R on the left)", fontsize=9)
         ax.axis("off")
     if title:
