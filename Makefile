@@ -20,6 +20,7 @@ ARGS ?=
 DEMO_OUT ?= runs/demo
 # pytest
 PYTEST_ARGS ?=
+LINT_PATHS := src tests data_prep $(wildcard benchmarks bundles/*/scripts)
 
 .PHONY: help install preprocess phantom demo test test-slow test-all lint format clean
 
@@ -63,13 +64,13 @@ test-all: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install
-	$(PY) -m black --check src tests data_prep benchmarks
-	$(PY) -m isort --check-only src tests data_prep benchmarks
-	$(PY) -m flake8 src tests data_prep benchmarks
+	$(PY) -m black --check $(LINT_PATHS)
+	$(PY) -m isort --check-only $(LINT_PATHS)
+	$(PY) -m flake8 $(LINT_PATHS)
 
 format: install
-	$(PY) -m isort src tests data_prep benchmarks
-	$(PY) -m black src tests data_prep benchmarks
+	$(PY) -m isort $(LINT_PATHS)
+	$(PY) -m black $(LINT_PATHS)
 
 clean:
 	rm -rf runs .pytest_cache build dist src/*.egg-info
