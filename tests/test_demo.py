@@ -1,4 +1,9 @@
 import json
+import os
+import subprocess
+import sys
+
+import pytest
 
 from livervae.demo import run_demo
 
@@ -12,3 +17,12 @@ def test_demo_prepares_the_real_case_and_phantoms(tmp_path, real_case, capsys):
     overlays = sorted(p.name for p in (tmp_path / "demo" / "overlays").iterdir())
     assert overlays == ["3dircadb1_17.png", "phantom_000.png", "phantom_001.png"]
     assert timings["real_case_preprocess_s"] > 0
+
+
+@pytest.mark.slow
+def test_demo_command_end_to_end(tmp_path, real_case):
+    script = os.path.join(os.path.dirname(sys.executable), "livervae")
+    result = subprocess.run([script, "demo", "--out", str(tmp_path / "demo")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "real case prepared in" in result.stdout and "6 phantoms" in result.stdout
+    assert len(list((tmp_path / "demo" / "phantoms" / "images").iterdir())) == 6
