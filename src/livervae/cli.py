@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     prep.add_argument("--n", type=int, default=8, help="phantom: number of cases (default 8)")
     prep.add_argument("--seed", type=int, default=0, help="phantom: cohort seed (default 0)")
+    prep.add_argument("--preset", choices=("default", "small"), default="default", help="phantom: grid preset")
 
     phantom = commands.add_parser(
         "phantom",
@@ -56,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     phantom.add_argument("--n", type=int, default=8, help="number of cases (default 8)")
     phantom.add_argument("--seed", type=int, default=0, help="cohort seed (default 0)")
+    phantom.add_argument(
+        "--preset", choices=("default", "small"), default="default", help="grid: default (~1.5 mm) or small (~3 mm)"
+    )
     _add_dataset_options(phantom)
 
     demo = commands.add_parser("demo", help="run the main job on the shipped real CT and a phantom cohort")
@@ -71,7 +75,7 @@ def _run(args: argparse.Namespace) -> int:
         from livervae.report import print_dataset_summary
 
         fmt = "phantom" if args.command == "phantom" else args.format
-        options = SourceOptions(phantom_n=args.n, phantom_seed=args.seed)
+        options = SourceOptions(phantom_n=args.n, phantom_seed=args.seed, phantom_preset=args.preset)
         if args.command == "preprocess":
             options.series_uid = args.series_uid
             options.case_id = args.case_id

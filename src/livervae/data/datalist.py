@@ -56,3 +56,32 @@ def load_fold(dataset_dir: str | os.PathLike[str], fold: int = 0, split: str = "
             if key in entry and not Path(entry[key]).is_file():
                 raise InputError(path, f"entry {entry.get('case_id', '?')} points to a missing file {entry[key]}")
     return entries
+
+
+def inference_inputs(path: str | os.PathLike[str]) -> list[dict[str, str]]:
+    """List `{"image", "source_file"}` items for inference from a NIfTI file, a folder of NIfTI files, or a
+    normalised dataset folder (its `images/`).
+
+    Raises:
+        InputError: the path does not exist or holds no NIfTI file.
+    """
+    path = Path(path)
+    if path.is_file():
+        files = [path]
+    elif path.is_dir():
+        folder = path / "images" if (path / "images").is_dir() else path
+        files = sorted(p for p in folder.iterdir() if p.name.endswith((".nii", ".nii.gz")) and not p.name.startswith("."))
+    else:
+        raise InputError(path, "input not found")
+    if not files:
+        raise InputError(path, "no NIfTI (.nii, .nii.gz) files to segment")
+    return [{"image": str(f.resolve()), "source_file": str(f.resolve())} for f in files]
+
+
+def evaluation_inputs(dataset_dir: str | os.PathLike[str], fold: int = 0, split: str = "val") -> list[dict[str, str]]:
+    """Like `load_fold`, as `{"image", "source_file", "reference_file"}` items for evaluation in the original space
+    (the label is loaded after inference, so predictions are compared on the stored grid)."""
+    return [
+        {"image": e["image"], "source_file": e["image"], "reference_file": e["label"]}
+        for e in load_fold(dataset_dir, fold, split)
+    ]

@@ -4,7 +4,7 @@ MONAI's default iteration computes `loss_function(pred, label)`. The VAE models 
 network returns in training mode, and the per-patient severity indicator carried in the batch (not in the
 label). This iteration runs the network, combines the terms with `SegVAELoss`, and steps the optimiser with
 AMP when the trainer has it on. It writes the usual `image/label/pred/loss` keys, so MONAI's handlers and
-metrics work unchanged, plus each loss term for logging.
+metrics work unchanged, plus each loss term as `loss_<term>` for logging.
 """
 
 from __future__ import annotations
@@ -58,7 +58,9 @@ class VAESegmentationIteration:
             engine.fire_event(IterationEvents.FORWARD_COMPLETED)
             terms = self.loss(out.seg, targets, out.vae_loss, out.severity, severity)
             engine.state.output[Keys.LOSS] = terms["loss"]
-            engine.state.output["loss_terms"] = {k: float(v.detach()) for k, v in terms.items()}
+            for name, value in terms.items():
+                if name != "loss":
+                    engine.state.output[f"loss_{name}"] = float(value.detach())
             engine.fire_event(IterationEvents.LOSS_COMPLETED)
             return terms["loss"]
 
@@ -76,3 +78,9 @@ class VAESegmentationIteration:
             engine.optimizer.step()
         engine.fire_event(IterationEvents.MODEL_COMPLETED)
         return engine.state.output
+
+
+def loss_terms(output: Any) -> dict[str, float]:
+    """Pick the total loss and each `loss_<term>` from a (decollated) trainer output, for TensorBoard."""
+    first = output[0] if isinstance(output, list) else output
+    return {key: float(value) for key, value in first.items() if key == Keys.LOSS or key.startswith("loss_")}

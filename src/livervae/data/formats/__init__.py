@@ -33,6 +33,8 @@ class SourceOptions:
         vessels: vessel segments become "background" or, inside the liver outline, "liver".
         phantom_n: number of synthetic cases (`phantom`).
         phantom_seed: seed of the synthetic cohort (`phantom`).
+        phantom_preset: "default" (about 1.5 mm in-plane, 2-3 mm slices) or "small" (about 3 mm, 4-5 mm slices:
+            fast, for tests and the CPU demo).
     """
 
     series_uid: str | None = None
@@ -42,6 +44,7 @@ class SourceOptions:
     vessels: str = "background"
     phantom_n: int = 8
     phantom_seed: int = 0
+    phantom_preset: str = "default"
 
 
 Adapter = Callable[[Path | None, SourceOptions], Iterator[Case]]

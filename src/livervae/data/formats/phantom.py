@@ -7,9 +7,16 @@ from pathlib import Path
 
 from livervae.data.case import Case
 from livervae.data.formats import SourceOptions
-from livervae.data.phantom import generate_cohort
+from livervae.data.phantom import PhantomConfig, generate_cohort
+from livervae.errors import InputError
+
+PRESETS = {"default": PhantomConfig, "small": PhantomConfig.small}
 
 
 def iter_cases(source: Path | None, options: SourceOptions) -> Iterator[Case]:
-    """Generate `options.phantom_n` cases deterministically from `options.phantom_seed`."""
-    yield from generate_cohort(options.phantom_n, options.phantom_seed)
+    """Generate `options.phantom_n` cases deterministically from `options.phantom_seed` at the chosen preset."""
+    if options.phantom_preset not in PRESETS:
+        raise InputError(None, f"phantom preset must be one of {', '.join(PRESETS)}, got {options.phantom_preset!r}")
+    if options.phantom_n < 1:
+        raise InputError(None, f"the phantom cohort needs at least 1 case, got {options.phantom_n}")
+    yield from generate_cohort(options.phantom_n, options.phantom_seed, PRESETS[options.phantom_preset]())

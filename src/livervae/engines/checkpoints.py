@@ -1,0 +1,169 @@
+"""Find the checkpoint to resume from, and load model weights safely (`weights_only=True`)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+from ignite.engine import Engine, Events
+from monai.handlers import CheckpointLoader, CheckpointSaver, EarlyStopHandler
+from torch import nn
+
+from livervae.errors import InputError
+
+logger = logging.getLogger(__name__)
+
+_EPOCH = re.compile(r"checkpoint_epoch=(\d+)\.pt$")
+
+
+def latest_checkpoint(folder: str | os.PathLike[str]) -> str | None:
+    """The `*checkpoint_epoch=N.pt` file with the highest N in `folder` (written by MONAI's CheckpointSaver), or
+    None when there is none, so training starts fresh."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _EPOCH.search(p.name))]
+    return str(max(found)[1]) if found else None
+
+
+def load_model_weights(network: nn.Module, path: str | os.PathLike[str], key: str = "model", strict: bool = True) -> nn.Module:
+    """Load a state dict (plain or under `key`) into `network` with `weights_only=True` and return the network.
+
+    Raises:
+        InputError: missing file, a file that is not a plain tensor checkpoint (needs unpickling code),
+            a truncated file, or weights of another network.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "checkpoint not found")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError... for bad files
+        raise InputError(path, f"cannot load as a weights-only checkpoint ({type(exc).__name__}: {exc})") from exc
+    state = checkpoint.get(key, checkpoint) if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict):
+        raise InputError(path, "does not hold a state dict")
+    try:
+        network.load_state_dict(state, strict=strict)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise InputError(path, f"weights do not fit the network ({first})") from exc
+    return network
+
+
+def _match_schedule_length(engine: Engine, objects: dict[str, Any]) -> None:
+    """After resuming, stretch epoch-based LR schedules to the run's current max_epochs.
+
+    A scheduler's state carries its length (`T_max`, `total_iters`) from the interrupted run; resuming with a
+    larger `max_epochs` would otherwise continue at the old schedule's end (for cosine annealing: LR 0).
+    """
+    for obj in objects.values():
+        for attribute in ("T_max", "total_iters"):
+            old = getattr(obj, attribute, None)
+            if isinstance(old, int) and old != engine.state.max_epochs:
+                logger.warning(
+                    "max_epochs is now %d (was %d): stretching the LR schedule", engine.state.max_epochs, old
+                )
+                setattr(obj, attribute, engine.state.max_epochs)
+
+
+def _prune_older(folder: Path) -> None:
+    latest = latest_checkpoint(folder)
+    for path in folder.glob("*checkpoint_epoch=*.pt"):
+        if str(path) != latest:
+            path.unlink(missing_ok=True)
+
+
+def enable_resume(
+    trainer: Engine,
+    folder: str | os.PathLike[str],
+    objects: dict[str, Any],
+    resume: bool = True,
+    device: str | torch.device | None = None,
+) -> str | None:
+    """Save a full checkpoint after every epoch and, if one exists, resume from it when training starts.
+
+    The checkpoint holds `objects` (network, optimizer, scheduler, scaler...) plus the trainer's epoch and
+    iteration, so a run killed at any point restarts at the last finished epoch and still ends after
+    `max_epochs`. Attached after the trainer is built because the trainer cannot reference handlers that
+    reference it. Only the newest checkpoint is kept (written atomically by Ignite).
+
+    Args:
+        trainer: the training engine.
+        folder: where the rolling checkpoint `checkpoint_epoch=N.pt` lives.
+        objects: name → object with `state_dict`/`load_state_dict`.
+        resume: False starts fresh even if a checkpoint exists.
+        device: map_location for loading.
+
+    Returns:
+        The checkpoint resumed from, or None.
+    """
+    folder = Path(folder)
+    to_save = {**objects, "trainer": trainer}
+    CheckpointSaver(save_dir=str(folder), save_dict=to_save, save_interval=1, n_saved=1).attach(trainer)
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda _: _prune_older(folder))
+    latest = latest_checkpoint(folder) if resume else None
+    if latest is not None:
+        logger.info("resuming from %s", latest)
+        CheckpointLoader(load_path=latest, load_dict=to_save, map_location=device).attach(trainer)
+        trainer.add_event_handler(Events.STARTED, _match_schedule_length, objects)
+    return latest
+
+
+def enable_early_stopping(evaluator: Engine, trainer: Engine, patience: int, metric: str) -> EarlyStopHandler | None:
+    """Stop `trainer` when the evaluator's `metric` has not improved for `patience` validations (0 = never).
+
+    Attached after both engines exist, for the same reason as `enable_resume`.
+    """
+    if patience <= 0:
+        return None
+    handler = EarlyStopHandler(
+        patience=patience, score_function=lambda engine: engine.state.metrics[metric], trainer=trainer
+    )
+    handler.attach(evaluator)
+    return handler
+
+
+class SettingsRecord:
+    """Training settings that save into a checkpoint next to the weights (`state_dict` protocol).
+
+    Stage 1 records its spacing, window and patch size in `model.pt`; stage 2 checks them before chaining the
+    two models, because a liver model run at the wrong spacing or window fails silently. (Not a dict
+    subclass: Ignite's Checkpoint would descend into a mapping instead of calling `state_dict`.)
+    """
+
+    def __init__(self, **settings: Any) -> None:
+        self.settings = dict(settings)
+
+    def state_dict(self) -> dict[str, Any]:
+        return dict(self.settings)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.settings = dict(state)
+
+
+def check_settings(path: str | os.PathLike[str], expected: dict[str, Any], key: str = "settings") -> None:
+    """Refuse a checkpoint whose recorded settings differ from `expected` (keys absent from the record pass).
+
+    Raises:
+        InputError: missing or unreadable checkpoint, or a setting that differs.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "checkpoint not found (train the liver bundle first)")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise InputError(path, f"cannot load as a weights-only checkpoint ({type(exc).__name__}: {exc})") from exc
+    recorded = checkpoint.get(key, {}) if isinstance(checkpoint, dict) else {}
+    for name, value in expected.items():
+        if name in recorded and _as_list(recorded[name]) != _as_list(value):
+            raise InputError(path, f"was trained with {name}={recorded[name]}, but this bundle expects {value}")
+
+
+def _as_list(value: Any) -> Any:
+    return [float(v) for v in value] if isinstance(value, (list, tuple)) else value

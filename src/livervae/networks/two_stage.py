@@ -1,0 +1,127 @@
+"""The whole two-stage chain as one network: CT in, 3-class probabilities (background, liver, tumour) out.
+
+MONAI Label runs a bundle's `preprocessing`, then `inferer(image, network)` once, then `postprocessing`, so
+the liver → crop → tumour cascade must live inside the network. The input is a CT in Hounsfield units on the
+tumour model's (fine) grid; the network
+
+1. windows it for the liver model and resamples it to the liver model's (coarse) spacing,
+2. segments the liver by sliding window and brings the liver probability back to the fine grid,
+3. crops the fine image to the largest liver component's bounding box plus a margin,
+4. segments tumour in the crop with the tumour model (its own intensity window), and
+5. pastes the tumour probability back and composes the three classes:
+   P(tumour) = t, P(liver) = (1 - t) l, P(background) = (1 - t)(1 - l), with l and t the stage probabilities
+   (t = 0 outside the crop). Tumour is therefore never suppressed by an under-segmented liver; post-processing
+   keeps the largest liver-plus-tumour component, which removes tumour found outside the liver.
+
+Both stage networks are submodules, so one state dict (`liver_net.*`, `tumour_net.*`) holds all weights.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from monai.inferers import sliding_window_inference
+from monai.transforms.utils import get_largest_connected_component_mask
+from torch import nn
+
+logger = logging.getLogger(__name__)
+
+
+def window(x: torch.Tensor, a_min: float, a_max: float) -> torch.Tensor:
+    """Map HU in [a_min, a_max] linearly to [0, 1] and clip, as `ScaleIntensityRanged(..., clip=True)` does."""
+    return ((x - a_min) / (a_max - a_min)).clamp_(0.0, 1.0)
+
+
+class TwoStageLiverTumourNet(nn.Module):
+    """Liver model at coarse spacing, then tumour model on the liver crop at fine spacing.
+
+    Args:
+        liver_net: stage-1 network, 2 output channels (background, liver), trained on `liver_window` intensities
+            at `liver_spacing`.
+        tumour_net: stage-2 network, 2 output channels (background, tumour), trained on `tumour_window`
+            intensities at `input_spacing` inside liver crops.
+        input_spacing: the spacing (mm) of the input, i.e. the tumour model's training spacing.
+        liver_spacing: the liver model's training spacing (mm).
+        liver_window: HU window (a_min, a_max) of the liver model.
+        tumour_window: HU window of the tumour model.
+        liver_roi: sliding-window size of the liver model (its training patch size).
+        tumour_roi: sliding-window size of the tumour model.
+        margin_mm: margin around the liver's bounding box for the crop.
+        sw_batch_size: windows per forward pass.
+        overlap: sliding-window overlap.
+    """
+
+    def __init__(
+        self,
+        liver_net: nn.Module,
+        tumour_net: nn.Module,
+        input_spacing: Sequence[float],
+        liver_spacing: Sequence[float],
+        liver_window: Sequence[float] = (-200.0, 250.0),
+        tumour_window: Sequence[float] = (-100.0, 250.0),
+        liver_roi: Sequence[int] = (96, 96, 96),
+        tumour_roi: Sequence[int] = (96, 96, 96),
+        margin_mm: float = 10.0,
+        sw_batch_size: int = 2,
+        overlap: float = 0.25,
+    ) -> None:
+        super().__init__()
+        self.liver_net = liver_net
+        self.tumour_net = tumour_net
+        self.input_spacing = np.asarray(input_spacing, dtype=float)
+        self.liver_spacing = np.asarray(liver_spacing, dtype=float)
+        self.liver_window = tuple(float(v) for v in liver_window)
+        self.tumour_window = tuple(float(v) for v in tumour_window)
+        self.liver_roi = tuple(int(v) for v in liver_roi)
+        self.tumour_roi = tuple(int(v) for v in tumour_roi)
+        self.margin_mm = float(margin_mm)
+        self.sw_batch_size = int(sw_batch_size)
+        self.overlap = float(overlap)
+
+    def _sliding(self, x: torch.Tensor, net: nn.Module, roi: tuple[int, ...]) -> torch.Tensor:
+        return sliding_window_inference(
+            x, roi, self.sw_batch_size, net, overlap=self.overlap, mode="gaussian", padding_mode="replicate"
+        )
+
+    def liver_probability(self, image: torch.Tensor) -> torch.Tensor:
+        """Stage 1: liver probability (1, 1, *spatial) on the input grid of a (1, 1, *spatial) HU image."""
+        spatial = tuple(image.shape[2:])
+        coarse_size = [max(1, int(round(n * s / c))) for n, s, c in zip(spatial, self.input_spacing, self.liver_spacing)]
+        coarse = F.interpolate(window(image.float(), *self.liver_window), size=coarse_size, mode="trilinear")
+        logits = self._sliding(coarse, self.liver_net, self.liver_roi)
+        probability = torch.softmax(logits.float(), dim=1)[:, 1:2]
+        return F.interpolate(probability, size=spatial, mode="trilinear").clamp_(0.0, 1.0)
+
+    def liver_box(self, liver: torch.Tensor) -> tuple[slice, ...] | None:
+        """Bounding box (with margin) of the largest component of a (1, *spatial) liver mask, or None if empty."""
+        if not bool(liver.any()):
+            return None
+        largest = get_largest_connected_component_mask(liver)
+        nonzero = torch.nonzero(largest[0])
+        start = nonzero.min(dim=0).values.cpu().numpy()
+        end = nonzero.max(dim=0).values.cpu().numpy() + 1
+        margin = np.ceil(self.margin_mm / self.input_spacing).astype(int)
+        shape = np.asarray(liver.shape[1:])
+        start = np.maximum(start - margin, 0)
+        end = np.minimum(end + margin, shape)
+        return tuple(slice(int(a), int(b)) for a, b in zip(start, end))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return (B, 3, *spatial) probabilities of background, liver and tumour for a (B, 1, *spatial) HU CT."""
+        outputs = []
+        for image in x.split(1, dim=0):
+            liver = self.liver_probability(image)
+            tumour = torch.zeros_like(liver)
+            box = self.liver_box(liver[0] > 0.5)
+            if box is None:
+                logger.warning("stage 1 found no liver; the tumour model was not run")
+            else:
+                crop = window(image[(slice(None), slice(None), *box)].float(), *self.tumour_window)
+                logits = self._sliding(crop, self.tumour_net, self.tumour_roi)
+                tumour[(slice(None), slice(None), *box)] = torch.softmax(logits.float(), dim=1)[:, 1:2]
+            outputs.append(torch.cat([(1 - tumour) * (1 - liver), (1 - tumour) * liver, tumour], dim=1))
+        return torch.cat(outputs, dim=0)
