@@ -16,13 +16,22 @@ SOURCE ?=
 FORMAT ?=
 OUT ?= runs/dataset
 ARGS ?=
+# train / eval / infer
+BUNDLE ?= liver_tumor_ct_segmentation
+DATA ?=
+FOLD ?= 0
+EPOCHS ?=
+DEVICE ?=
+PRESET ?= default
+INPUT ?=
+OUTPUT ?=
 # demo
 DEMO_OUT ?= runs/demo
 # pytest
 PYTEST_ARGS ?=
 LINT_PATHS := src tests data_prep $(wildcard benchmarks bundles/*/scripts)
 
-.PHONY: help install preprocess phantom demo test test-slow test-all lint format clean
+.PHONY: help install preprocess phantom train eval infer demo test test-slow test-all lint format clean
 
 help:
 	@echo "make install                     create $(VENV) with pinned dependencies (idempotent)"
@@ -32,6 +41,11 @@ help:
 	@echo "make preprocess SOURCE=<path> FORMAT=<fmt> OUT=<dir> [ARGS='--folds 5 ...']"
 	@echo "                                 formats: dicom ircadb dicom-seg lits msd hcc-tace-seg phantom"
 	@echo "make phantom OUT=<dir> [ARGS='--n 8 --seed 0']"
+	@echo "make train BUNDLE=<name> DATA=<dataset> [FOLD=k] [EPOCHS=n] [DEVICE=cuda] [PRESET=cpu]"
+	@echo "                                 bundles: liver_ct_segmentation (stage 1, train first),"
+	@echo "                                          liver_tumor_ct_segmentation (stage 2 + whole chain)"
+	@echo "make eval BUNDLE=<name> DATA=<dataset> [FOLD=k]"
+	@echo "make infer INPUT=<nifti file | DICOM folder> OUTPUT=<file.nii.gz>"
 	@echo "make lint | format | clean"
 
 install: $(STAMP)
@@ -50,6 +64,19 @@ preprocess: install
 
 phantom: install
 	$(LIVERVAE) phantom --out "$(OUT)" $(ARGS)
+
+train: install
+	@test -n "$(DATA)" || { echo "usage: make train BUNDLE=<name> DATA=<dataset> [FOLD=k] [EPOCHS=n] [DEVICE=cuda]"; exit 2; }
+	$(LIVERVAE) train --bundle $(BUNDLE) --data "$(DATA)" --fold $(FOLD) --preset $(PRESET) \
+		$(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(DEVICE),--device $(DEVICE)) $(ARGS)
+
+eval: install
+	@test -n "$(DATA)" || { echo "usage: make eval BUNDLE=<name> DATA=<dataset> [FOLD=k]"; exit 2; }
+	$(LIVERVAE) eval --bundle $(BUNDLE) --data "$(DATA)" --fold $(FOLD) $(if $(DEVICE),--device $(DEVICE)) $(ARGS)
+
+infer: install
+	@test -n "$(INPUT)" -a -n "$(OUTPUT)" || { echo "usage: make infer INPUT=<nifti|dicom dir> OUTPUT=<out.nii.gz>"; exit 2; }
+	$(LIVERVAE) infer -i "$(INPUT)" -o "$(OUTPUT)" --bundle $(BUNDLE) $(if $(DEVICE),--device $(DEVICE)) $(ARGS)
 
 demo: install
 	$(LIVERVAE) demo --out "$(DEMO_OUT)" $(ARGS)

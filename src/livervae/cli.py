@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from livervae import __version__
-from livervae.errors import LiverVAEError
+from livervae.errors import InputError, LiverVAEError
 
 logger = logging.getLogger("livervae")
 
@@ -19,6 +20,36 @@ def _add_dataset_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--folds", type=int, default=5, help="number of patient-disjoint folds (default 5)")
     parser.add_argument("--fold-seed", type=int, default=0, help="seed of the fold assignment (default 0)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder when done")
+
+
+def _add_bundle_options(parser: argparse.ArgumentParser, preset: bool = True) -> None:
+    if preset:
+        parser.add_argument(
+            "--preset", choices=("default", "cpu"), default="default", help="settings: default (GPU) or cpu"
+        )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a bundle config value (JSON value), e.g. --set learning_rate=1e-4; repeatable",
+    )
+    parser.add_argument(
+        "--allow-external-bundle", action="store_true", help="allow a bundle folder outside LiverVAE (runs its code)"
+    )
+
+
+def _overrides(pairs: list[str]) -> dict:
+    values = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise InputError(None, f"--set expects KEY=VALUE, got {pair!r}")
+        key, raw = pair.split("=", 1)
+        try:
+            values[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            values[key.strip()] = raw
+    return values
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,6 +93,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_dataset_options(phantom)
 
+    bundle_names = "liver_ct_segmentation (stage 1) or liver_tumor_ct_segmentation (stage 2, the whole chain)"
+    train = commands.add_parser("train", help="train a bundle on a normalised dataset")
+    train.add_argument("--bundle", required=True, help=bundle_names)
+    train.add_argument("--data", type=Path, required=True, help="dataset folder written by `livervae preprocess`")
+    train.add_argument("--fold", type=int, default=0, help="held-out fold (default 0)")
+    train.add_argument("--epochs", type=int, help="max epochs (default: the bundle's)")
+    train.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA when available)")
+    train.add_argument("--output", type=Path, help="run folder (default runs/<bundle>/fold<k>)")
+    _add_bundle_options(train)
+
+    evaluate = commands.add_parser("eval", help="evaluate a trained bundle: metrics.csv, summary.json, overlays")
+    evaluate.add_argument("--bundle", default="liver_tumor_ct_segmentation", help=bundle_names)
+    evaluate.add_argument("--data", type=Path, required=True, help="dataset folder written by `livervae preprocess`")
+    evaluate.add_argument("--fold", type=int, default=0, help="fold to evaluate (default 0)")
+    evaluate.add_argument("--split", choices=("val", "all", "train"), default="val", help="which cases (default val)")
+    evaluate.add_argument("--output", type=Path, help="report folder (default runs/<bundle>/eval_fold<k>_<split>)")
+    evaluate.add_argument("--device", help="cpu, cuda, ...")
+    evaluate.add_argument("--record", action="store_true", help="write the metrics into the bundle's metadata.json")
+    _add_bundle_options(evaluate, preset=False)
+
+    infer = commands.add_parser("infer", help="segment one CT (NIfTI file or DICOM folder) into a label map")
+    infer.add_argument("-i", "--input", type=Path, required=True, help="NIfTI file or DICOM series folder")
+    infer.add_argument("-o", "--output", type=Path, required=True, help="label map to write (.nii.gz)")
+    infer.add_argument("--bundle", default="liver_tumor_ct_segmentation", help=bundle_names)
+    infer.add_argument("--series-uid", help="SeriesInstanceUID when the DICOM folder holds several series")
+    infer.add_argument("--device", help="cpu, cuda, ...")
+    infer.add_argument("--no-overlay", action="store_true", help="do not write the overlay PNG")
+    _add_bundle_options(infer, preset=False)
+
     demo = commands.add_parser("demo", help="run the main job on the shipped real CT and a phantom cohort")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default runs/demo)")
     demo.add_argument("--phantoms", type=int, default=6, help="phantom cases to generate (default 6)")
@@ -85,6 +145,54 @@ def _run(args: argparse.Namespace) -> int:
         source = getattr(args, "source", None)
         summary = preprocess(fmt, source, args.out, options, args.folds, args.fold_seed, args.overwrite)
         print_dataset_summary(summary, args.out)
+        return 0
+    if args.command == "train":
+        from livervae.bundle import train
+
+        model = train(
+            args.bundle,
+            args.data,
+            args.fold,
+            args.epochs,
+            args.device,
+            args.output,
+            args.preset,
+            _overrides(args.set),
+            args.allow_external_bundle,
+        )
+        print(f"best model: {model}")
+        return 0
+    if args.command == "eval":
+        from livervae.bundle import evaluate, record_eval_metrics
+
+        result = evaluate(
+            args.bundle,
+            args.data,
+            args.fold,
+            args.split,
+            args.output,
+            args.device,
+            _overrides(args.set),
+            args.allow_external_bundle,
+        )
+        print(json.dumps(result["summary"], indent=2, default=str))
+        print(f"report: {result['output_dir']}/metrics")
+        if args.record:
+            print(
+                f"recorded in {record_eval_metrics(args.bundle, result['summary'], args.data, args.fold, args.split)}"
+            )
+        return 0
+    if args.command == "infer":
+        from livervae.bundle import BundlePredictor
+        from livervae.infer import format_summary, infer
+
+        predictor = BundlePredictor(
+            args.bundle, device=args.device, overrides=_overrides(args.set), allow_external=args.allow_external_bundle
+        )
+        summary = infer(
+            args.input, args.output, series_uid=args.series_uid, predictor=predictor, overlay=not args.no_overlay
+        )
+        print(format_summary(summary))
         return 0
     if args.command == "demo":
         from livervae.demo import run_demo

@@ -70,7 +70,9 @@ def inference_inputs(path: str | os.PathLike[str]) -> list[dict[str, str]]:
         files = [path]
     elif path.is_dir():
         folder = path / "images" if (path / "images").is_dir() else path
-        files = sorted(p for p in folder.iterdir() if p.name.endswith((".nii", ".nii.gz")) and not p.name.startswith("."))
+        files = sorted(
+            p for p in folder.iterdir() if p.name.endswith((".nii", ".nii.gz")) and not p.name.startswith(".")
+        )
     else:
         raise InputError(path, "input not found")
     if not files:

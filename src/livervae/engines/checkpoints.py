@@ -30,7 +30,9 @@ def latest_checkpoint(folder: str | os.PathLike[str]) -> str | None:
     return str(max(found)[1]) if found else None
 
 
-def load_model_weights(network: nn.Module, path: str | os.PathLike[str], key: str = "model", strict: bool = True) -> nn.Module:
+def load_model_weights(
+    network: nn.Module, path: str | os.PathLike[str], key: str = "model", strict: bool = True
+) -> nn.Module:
     """Load a state dict (plain or under `key`) into `network` with `weights_only=True` and return the network.
 
     Raises:

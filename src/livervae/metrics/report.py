@@ -72,9 +72,13 @@ class SegmentationReport:
             counts = overlap(pred_masks[name], ref_masks[name])
             self.counts[name].append(counts)
             row[f"{name}_dice"] = counts.dice
-            hd95, assd = surface_distances(pred_masks[name], ref_masks[name], image.spacing) if self.surface else (
-                math.nan,
-                math.nan,
+            hd95, assd = (
+                surface_distances(pred_masks[name], ref_masks[name], image.spacing)
+                if self.surface
+                else (
+                    math.nan,
+                    math.nan,
+                )
             )
             row[f"{name}_hd95_mm"], row[f"{name}_assd_mm"] = hd95, assd
             row[f"{name}_volume_error"] = volume_error(pred_masks[name], ref_masks[name])

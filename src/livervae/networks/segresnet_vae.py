@@ -51,6 +51,9 @@ class SegResNetVAEWithHeads(SegResNetVAE):
             kwargs["dropout_prob"] = dropout
         super().__init__(input_image_size=tuple(input_image_size), **kwargs)
         self.vae = vae
+        if not self.vae_estimate_std:
+            # MONAI builds the std head even when the std is fixed; an unused layer breaks strict DDP.
+            del self.vae_fc2
         bottleneck_channels = self.init_filters * 2 ** (len(self.blocks_down) - 1)
         self.severity_head = (
             nn.Sequential(

@@ -90,7 +90,9 @@ class TwoStageLiverTumourNet(nn.Module):
     def liver_probability(self, image: torch.Tensor) -> torch.Tensor:
         """Stage 1: liver probability (1, 1, *spatial) on the input grid of a (1, 1, *spatial) HU image."""
         spatial = tuple(image.shape[2:])
-        coarse_size = [max(1, int(round(n * s / c))) for n, s, c in zip(spatial, self.input_spacing, self.liver_spacing)]
+        coarse_size = [
+            max(1, int(round(n * s / c))) for n, s, c in zip(spatial, self.input_spacing, self.liver_spacing)
+        ]
         coarse = F.interpolate(window(image.float(), *self.liver_window), size=coarse_size, mode="trilinear")
         logits = self._sliding(coarse, self.liver_net, self.liver_roi)
         probability = torch.softmax(logits.float(), dim=1)[:, 1:2]

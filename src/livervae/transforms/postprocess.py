@@ -49,7 +49,9 @@ class RemoveSmallTumoursd(MapTransform):
         d = dict(data)
         for key in self.key_iterator(d):
             label = d[key]
-            voxel_mm3 = float(np.prod(np.asarray(label.pixdim, dtype=float)[:3])) if isinstance(label, MetaTensor) else 1.0
+            voxel_mm3 = (
+                float(np.prod(np.asarray(label.pixdim, dtype=float)[:3])) if isinstance(label, MetaTensor) else 1.0
+            )
             min_voxels = int(np.ceil(self.min_volume_mm3 / voxel_mm3))
             array = label.detach().cpu().numpy() if isinstance(label, torch.Tensor) else np.asarray(label)
             cleaned = np.stack([remove_small_tumours(channel, min_voxels) for channel in array])

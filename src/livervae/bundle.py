@@ -1,0 +1,236 @@
+"""Run LiverVAE's MONAI bundles from Python and the CLI: train, evaluate, and predict one CT.
+
+Bundle configs execute code (`$` expressions, `_target_`), so the CLI runs only the bundles shipped in this
+repository unless the caller passes `allow_external=True`. Settings that must agree between training and
+inference (spacing, window, patch size, filters) are recorded in `models/model.pt` at training time and read
+back here, so inference and evaluation always run a model at the settings it was trained with.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from monai.bundle import ConfigParser, ConfigWorkflow
+
+from livervae.errors import InputError
+from livervae.io.volume import Volume
+from livervae.paths import repo_root
+
+logger = logging.getLogger(__name__)
+
+LIVER_BUNDLE = "liver_ct_segmentation"
+TUMOUR_BUNDLE = "liver_tumor_ct_segmentation"
+BUNDLES = (LIVER_BUNDLE, TUMOUR_BUNDLE)
+
+# Settings for a CPU: coarser grids, smaller patches and networks. Stage 2 repeats stage 1's under `liver_*`.
+_CPU_LIVER = {"pixdim": [4.0, 4.0, 4.0], "patch_size": [64, 64, 48], "init_filters": 8, "num_workers": 0}
+_CPU_TUMOUR = {"pixdim": [2.0, 2.0, 2.0], "patch_size": [64, 64, 64], "init_filters": 8, "num_workers": 0}
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "default": {LIVER_BUNDLE: {}, TUMOUR_BUNDLE: {}},
+    "cpu": {
+        LIVER_BUNDLE: dict(_CPU_LIVER),
+        TUMOUR_BUNDLE: {
+            **_CPU_TUMOUR,
+            "liver_pixdim": _CPU_LIVER["pixdim"],
+            "liver_patch_size": _CPU_LIVER["patch_size"],
+            "liver_init_filters": _CPU_LIVER["init_filters"],
+        },
+    },
+}
+
+
+def bundle_root(name: str, allow_external: bool = False) -> Path:
+    """The folder of bundle `name`: one of LiverVAE's own, or (with `allow_external`) any bundle folder path."""
+    if name in BUNDLES:
+        return repo_root() / "bundles" / name
+    path = Path(name)
+    if not allow_external:
+        raise InputError(
+            name,
+            f"not a LiverVAE bundle ({', '.join(BUNDLES)}); bundle configs run code, so other bundles "
+            "need --allow-external-bundle",
+        )
+    if not (path / "configs" / "inference.json").is_file():
+        raise InputError(path, "not a MONAI bundle folder (no configs/inference.json)")
+    return path.resolve()
+
+
+def preset_overrides(name: str, preset: str) -> dict[str, Any]:
+    """The config overrides of `preset` for bundle `name` (empty for bundles without a preset entry)."""
+    if preset not in PRESETS:
+        raise InputError(None, f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    return dict(PRESETS[preset].get(Path(name).name, {}))
+
+
+def recorded_settings(model_path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The training settings stored in a LiverVAE `model.pt` (empty for checkpoints without a record)."""
+    path = Path(model_path)
+    if not path.is_file():
+        raise InputError(path, "no trained model; run `make train` for this bundle first")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise InputError(path, f"cannot load as a weights-only checkpoint ({type(exc).__name__}: {exc})") from exc
+    return dict(checkpoint.get("settings", {})) if isinstance(checkpoint, dict) else {}
+
+
+def _config_files(root: Path, names: list[str]) -> list[str]:
+    return [str(root / "configs" / name) for name in names]
+
+
+def run_workflow(root: Path, configs: list[str], workflow_type: str, overrides: dict[str, Any]) -> ConfigWorkflow:
+    """Initialise, run and finalise a bundle workflow with `overrides`; return it for inspection."""
+    workflow = ConfigWorkflow(
+        config_file=_config_files(root, configs),
+        meta_file=str(root / "configs" / "metadata.json"),
+        logging_file=str(root / "configs" / "logging.conf"),
+        workflow_type=workflow_type,
+        bundle_root=str(root),
+        **overrides,
+    )
+    workflow.initialize()
+    workflow.run()
+    workflow.finalize()
+    return workflow
+
+
+def train(
+    name: str,
+    dataset_dir: str | os.PathLike[str],
+    fold: int = 0,
+    epochs: int | None = None,
+    device: str | None = None,
+    output_dir: str | os.PathLike[str] | None = None,
+    preset: str = "default",
+    overrides: dict[str, Any] | None = None,
+    allow_external: bool = False,
+) -> Path:
+    """Train bundle `name` on a normalised dataset; return the path of the best model (`models/model.pt`)."""
+    root = bundle_root(name, allow_external)
+    if not (Path(dataset_dir) / "datalist.json").is_file():
+        raise InputError(dataset_dir, "no datalist.json (prepare the dataset with `livervae preprocess`)")
+    settings = preset_overrides(name, preset)
+    settings.update(overrides or {})
+    settings.update({"dataset_dir": str(Path(dataset_dir).resolve()), "fold": fold})
+    settings["output_dir"] = str(Path(output_dir or repo_root() / "runs" / root.name / f"fold{fold}").resolve())
+    if epochs is not None:
+        settings["max_epochs"] = epochs
+    if device is not None:
+        settings["device"] = f"$torch.device('{device}')"
+    run_workflow(root, ["train.json"], "train", settings)
+    return Path(settings.get("ckpt_dir", root / "models")) / "model.pt"
+
+
+def evaluate(
+    name: str,
+    dataset_dir: str | os.PathLike[str],
+    fold: int = 0,
+    split: str = "val",
+    output_dir: str | os.PathLike[str] | None = None,
+    device: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    allow_external: bool = False,
+) -> dict[str, Any]:
+    """Evaluate bundle `name` on one fold's cases (or all, or another split); return the metrics summary."""
+    root = bundle_root(name, allow_external)
+    model = Path((overrides or {}).get("model_path", root / "models" / "model.pt"))
+    settings = recorded_settings(model)
+    settings.update({k: v for k, v in (overrides or {}).items() if k != "model_path"})
+    out = Path(output_dir or repo_root() / "runs" / root.name / f"eval_fold{fold}_{split}").resolve()
+    settings.update({"dataset_dir": str(Path(dataset_dir).resolve()), "fold": fold, "split": split})
+    settings.update({"output_dir": str(out), "handlers#0#load_path": str(model)})
+    if device is not None:
+        settings["device"] = f"$torch.device('{device}')"
+    workflow = run_workflow(root, ["inference.json", "evaluate.json"], "infer", settings)
+    handler = next(h for h in workflow.parser.get_parsed_content("handlers") if hasattr(h, "summary"))
+    return {"summary": handler.summary, "output_dir": str(out)}
+
+
+class BundlePredictor:
+    """Run a bundle's inference pipeline on single CT files, as MONAI Label does: preprocessing, inferer,
+    postprocessing (without the saver). The prediction comes back on the input file's own grid.
+
+    Args:
+        name: bundle name (or path with `allow_external`).
+        model_path: weights; default `<bundle>/models/model.pt`.
+        device: "cpu", "cuda", ...; default CUDA when available.
+        overrides: config overrides on top of the settings recorded in the checkpoint.
+    """
+
+    def __init__(
+        self,
+        name: str = TUMOUR_BUNDLE,
+        model_path: str | os.PathLike[str] | None = None,
+        device: str | None = None,
+        overrides: dict[str, Any] | None = None,
+        allow_external: bool = False,
+    ) -> None:
+        from livervae.engines.checkpoints import load_model_weights
+
+        root = bundle_root(name, allow_external)
+        model = Path(model_path or root / "models" / "model.pt")
+        parser = ConfigParser()
+        parser.read_config(_config_files(root, ["inference.json"]))
+        parser["bundle_root"] = str(root)
+        for key, value in {**recorded_settings(model), **(overrides or {})}.items():
+            parser[key] = value
+        self.device = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        parser["device"] = f"$torch.device('{self.device}')"
+        self.network = load_model_weights(parser.get_parsed_content("network"), model).to(self.device).eval()
+        self.preprocessing = parser.get_parsed_content("preprocessing")
+        self.inferer = parser.get_parsed_content("inferer")
+        from monai.transforms import Compose
+
+        self.postprocessing = Compose(parser.get_parsed_content("postprocessing_transforms"))
+        self.amp = self.device.type == "cuda"
+
+    @torch.no_grad()
+    def predict(self, image_file: str | os.PathLike[str]) -> np.ndarray:
+        """Return the 0/1/2 (or 0/1) label map of one NIfTI CT, on the file's own voxel grid, as uint8."""
+        data = self.preprocessing({"image": str(image_file)})
+        batch = data["image"].unsqueeze(0).to(self.device)
+        with torch.autocast("cuda", enabled=self.amp):
+            data["pred"] = self.inferer(batch, self.network)[0].float()
+        data = self.postprocessing(data)
+        return np.asarray(data["pred"].cpu().numpy()[0], dtype=np.uint8)
+
+    def predict_volume(self, image_file: str | os.PathLike[str], image: Volume) -> Volume:
+        """`predict`, returned as a Volume on `image`'s grid (the file's affine)."""
+        label = self.predict(image_file)
+        if label.shape != image.shape:
+            raise RuntimeError(f"prediction shape {label.shape} differs from the input's {image.shape}")
+        return Volume(label, image.affine.copy(), source=f"prediction of {image.source}")
+
+
+def record_eval_metrics(
+    name: str, summary: dict[str, Any], dataset_dir: str | os.PathLike[str], fold: int, split: str
+) -> Path:
+    """Write an evaluation's headline metrics into the bundle's metadata.json `eval_metrics` (atomically).
+
+    Only measured values are written, with what they were measured on, so the metadata never carries numbers
+    typed by hand.
+    """
+    import json
+    import math
+
+    from livervae.io.atomic import write_json_atomic
+
+    root = bundle_root(name)
+    path = root / "configs" / "metadata.json"
+    metadata = json.loads(path.read_text(encoding="utf-8"))
+    keys = ("liver_dice_mean", "tumour_dice_mean", "tumour_dice_global", "liver_hd95_mm_mean", "tumour_hd95_mm_mean")
+    metrics = {k: round(float(summary[k]), 4) for k in keys if k in summary and not math.isnan(float(summary[k]))}
+    lesions = summary.get("lesions", {})
+    for key in ("recall", "precision"):
+        value = lesions.get(key)
+        if value is not None and not math.isnan(float(value)):
+            metrics[f"lesion_{key}"] = round(float(value), 4)
+    metadata["eval_metrics"] = metrics
+    metadata["eval_data"] = f"{Path(dataset_dir).name}, fold {fold}, split {split}, {summary.get('cases')} case(s)"
+    write_json_atomic(path, metadata)
+    return path
