@@ -51,3 +51,24 @@ def test_console_script_is_installed():
     script = os.path.join(os.path.dirname(sys.executable), "livervae")
     result = subprocess.run([script, "--version"], capture_output=True, text=True, check=True)
     assert result.stdout.strip().startswith("livervae ")
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--bundle", "my_bundle", "--data", "."], "bundle configs run code"),
+        (["infer", "-i", "missing.nii.gz", "-o", "out.nii.gz", "--set", "x=1"], "trained model|input not found"),
+        (["eval", "--data", ".", "--set", "novalue"], "--set expects KEY=VALUE"),
+    ],
+)
+def test_bundle_commands_refuse_bad_arguments(tmp_path, capsys, argv, message, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    assert __import__("re").search(message, capsys.readouterr().err)
+
+
+def test_infer_refuses_a_non_nifti_output(tmp_path, capsys, labelled_ct):
+    from livervae.infer import infer
+
+    with pytest.raises(Exception, match="output must end in .nii or .nii.gz"):
+        infer(tmp_path / "ct.nii.gz", tmp_path / "seg.dcm")

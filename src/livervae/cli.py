@@ -124,7 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="run the main job on the shipped real CT and a phantom cohort")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default runs/demo)")
-    demo.add_argument("--phantoms", type=int, default=6, help="phantom cases to generate (default 6)")
+    demo.add_argument("--phantoms", type=int, default=8, help="phantom cases to generate (default 8)")
+    demo.add_argument("--no-train", action="store_true", help="only prepare the data (no training or inference)")
+    demo.add_argument("--liver-epochs", type=int, default=10, help="stage-1 training epochs (default 10)")
+    demo.add_argument("--tumour-epochs", type=int, default=8, help="stage-2 training epochs (default 8)")
     return parser
 
 
@@ -183,21 +186,24 @@ def _run(args: argparse.Namespace) -> int:
             )
         return 0
     if args.command == "infer":
-        from livervae.bundle import BundlePredictor
         from livervae.infer import format_summary, infer
 
-        predictor = BundlePredictor(
-            args.bundle, device=args.device, overrides=_overrides(args.set), allow_external=args.allow_external_bundle
-        )
         summary = infer(
-            args.input, args.output, series_uid=args.series_uid, predictor=predictor, overlay=not args.no_overlay
+            args.input,
+            args.output,
+            bundle=args.bundle,
+            series_uid=args.series_uid,
+            device=args.device,
+            overlay=not args.no_overlay,
+            overrides=_overrides(args.set),
+            allow_external=args.allow_external_bundle,
         )
         print(format_summary(summary))
         return 0
     if args.command == "demo":
         from livervae.demo import run_demo
 
-        run_demo(args.out, n_phantoms=args.phantoms)
+        run_demo(args.out, args.phantoms, not args.no_train, args.liver_epochs, args.tumour_epochs)
         return 0
     raise AssertionError(f"unhandled command {args.command}")
 

@@ -60,8 +60,13 @@ def infer(
     device: str | None = None,
     predictor: BundlePredictor | None = None,
     overlay: bool = True,
+    overrides: dict[str, Any] | None = None,
+    allow_external: bool = False,
 ) -> dict[str, Any]:
     """Segment one CT and write its label map to `output_path`; return the case summary.
+
+    The input is read and checked before any model is loaded, so bad input fails fast. `predictor` reuses a
+    loaded model across calls; otherwise one is built from `bundle`, `device` and `overrides`.
 
     Raises:
         InputError: unreadable or non-CT input, or an output name that is not NIfTI.
@@ -72,7 +77,7 @@ def infer(
         raise InputError(output, "output must end in .nii or .nii.gz")
     start = time.perf_counter()
     image = read_input(source, series_uid)
-    predictor = predictor or BundlePredictor(bundle, device=device)
+    predictor = predictor or BundlePredictor(bundle, device=device, overrides=overrides, allow_external=allow_external)
     if source.is_file():
         label = predictor.predict_volume(source, image)
     else:

@@ -73,10 +73,14 @@ def _match_schedule_length(engine: Engine, objects: dict[str, Any]) -> None:
                 setattr(obj, attribute, engine.state.max_epochs)
 
 
-def _prune_older(folder: Path) -> None:
-    latest = latest_checkpoint(folder)
-    for path in folder.glob("*checkpoint_epoch=*.pt"):
-        if str(path) != latest:
+def _rolling_checkpoints(folder: Path) -> list[tuple[int, Path]]:
+    return [(int(m.group(1)), p) for p in folder.glob("*checkpoint_epoch=*.pt") if (m := _EPOCH.search(p.name))]
+
+
+def _prune_older(folder: Path, epoch: int) -> None:
+    """Remove rolling checkpoints of earlier epochs left by an earlier process (Ignite prunes its own)."""
+    for number, path in _rolling_checkpoints(folder):
+        if number < epoch:
             path.unlink(missing_ok=True)
 
 
@@ -105,9 +109,13 @@ def enable_resume(
         The checkpoint resumed from, or None.
     """
     folder = Path(folder)
+    if not resume and folder.is_dir():
+        for _, path in _rolling_checkpoints(folder):
+            logger.info("starting fresh: removing %s", path)
+            path.unlink()
     to_save = {**objects, "trainer": trainer}
     CheckpointSaver(save_dir=str(folder), save_dict=to_save, save_interval=1, n_saved=1).attach(trainer)
-    trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda _: _prune_older(folder))
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda engine: _prune_older(folder, engine.state.epoch))
     latest = latest_checkpoint(folder) if resume else None
     if latest is not None:
         logger.info("resuming from %s", latest)

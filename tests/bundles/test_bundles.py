@@ -1,0 +1,164 @@
+"""The bundle contract, end to end on the CPU: train both stages briefly on phantoms, then check the MONAI
+bundle properties, metadata, network in/out, evaluation, and inference on phantoms and the shipped real CT."""
+
+from __future__ import annotations
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from monai.bundle import ConfigWorkflow, verify_metadata, verify_net_in_out
+
+from livervae.bundle import LIVER_BUNDLE, TUMOUR_BUNDLE, BundlePredictor, bundle_root, evaluate, train
+from livervae.data.formats import SourceOptions
+from livervae.data.preprocess import preprocess
+from livervae.errors import InputError
+from livervae.infer import infer
+from livervae.paths import repo_root
+
+QUICK = {"val_interval": 1, "num_samples": 1, "cache_rate": 0.0}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A 4-case small-phantom dataset and both stages trained for one epoch into a temporary folder."""
+    root = tmp_path_factory.mktemp("bundles")
+    data = root / "phantoms"
+    preprocess("phantom", None, data, SourceOptions(phantom_n=4, phantom_preset="small"), n_folds=2)
+    liver = train(
+        LIVER_BUNDLE,
+        data,
+        epochs=1,
+        output_dir=root / "liver",
+        preset="cpu",
+        overrides={**QUICK, "ckpt_dir": str(root / "liver_models")},
+    )
+    tumour = train(
+        TUMOUR_BUNDLE,
+        data,
+        epochs=1,
+        output_dir=root / "tumour",
+        preset="cpu",
+        overrides={**QUICK, "ckpt_dir": str(root / "tumour_models"), "liver_model_path": str(liver)},
+    )
+    return {"root": root, "data": data, "liver": liver, "tumour": tumour}
+
+
+def _workflow(name, config, workflow_type, **override):
+    root = bundle_root(name)
+    workflow = ConfigWorkflow(
+        config_file=str(root / "configs" / config),
+        meta_file=str(root / "configs" / "metadata.json"),
+        logging_file=False,
+        workflow_type=workflow_type,
+        bundle_root=str(root),
+        **override,
+    )
+    workflow.initialize()
+    return workflow
+
+
+def test_checkpoints_hold_weights_and_settings(trained):
+    liver = torch.load(trained["liver"], weights_only=True)
+    tumour = torch.load(trained["tumour"], weights_only=True)
+    assert liver["settings"]["pixdim"] == [4.0, 4.0, 4.0] and liver["settings"]["init_filters"] == 8
+    keys = set(tumour["model"])
+    assert any(k.startswith("liver_net.") for k in keys) and any(k.startswith("tumour_net.") for k in keys)
+    assert tumour["settings"]["liver_pixdim"] == liver["settings"]["pixdim"]
+
+
+@pytest.mark.parametrize("name", [LIVER_BUNDLE, TUMOUR_BUNDLE])
+def test_required_properties_are_present(trained, name, tmp_path):
+    overrides = {"dataset_dir": str(trained["data"]), "output_dir": str(tmp_path), "ckpt_dir": str(tmp_path)}
+    if name == TUMOUR_BUNDLE:
+        overrides.update(
+            liver_model_path=str(trained["liver"]),
+            liver_init_filters=8,
+            liver_pixdim=[4.0, 4.0, 4.0],
+            liver_patch_size=[64, 64, 48],
+        )
+    assert _workflow(name, "train.json", "train", **overrides).check_properties() == []
+    assert _workflow(name, "inference.json", "infer", dataset_dir=str(trained["data"])).check_properties() == []
+
+
+@pytest.mark.parametrize("name", [LIVER_BUNDLE, TUMOUR_BUNDLE])
+def test_metadata_verifies_offline_and_network_in_out(name):
+    configs = bundle_root(name) / "configs"
+    verify_metadata(
+        meta_file=str(configs / "metadata.json"), filepath=str(repo_root() / "bundles" / "metadata_schema.json")
+    )
+    extra = {"liver_init_filters": 8} if name == TUMOUR_BUNDLE else {}
+    verify_net_in_out(
+        net_id="network_def",
+        meta_file=str(configs / "metadata.json"),
+        config_file=str(configs / "inference.json"),
+        device="cpu",
+        n=2,
+        any=32,
+        init_filters=8,
+        **extra,
+    )
+    metadata = json.loads((configs / "metadata.json").read_text())
+    assert metadata["network_data_format"]["outputs"]["pred"]["channel_def"] == (
+        {"0": "background", "1": "liver", "2": "tumor"} if name == TUMOUR_BUNDLE else {"0": "background", "1": "liver"}
+    )
+
+
+def test_multi_gpu_config_overrides_the_training_config():
+    for name in (LIVER_BUNDLE, TUMOUR_BUNDLE):
+        configs = bundle_root(name) / "configs"
+        multi = json.loads((configs / "multi_gpu_train.json").read_text())
+        train_config = json.loads((configs / "train.json").read_text())
+        assert multi["network"]["_target_"] == "torch.nn.parallel.DistributedDataParallel"
+        assert all(step in multi["initialize"] for step in train_config["initialize"])
+
+
+def test_round_trip_on_a_phantom_keeps_the_input_grid(trained, tmp_path):
+    predictor = BundlePredictor(
+        TUMOUR_BUNDLE, model_path=trained["tumour"], device="cpu", overrides={"active_contour": False}
+    )
+    source = trained["data"] / "images" / "phantom_001.nii.gz"
+    summary = infer(source, tmp_path / "pred.nii.gz", predictor=predictor)
+    out, ref = nib.load(str(tmp_path / "pred.nii.gz")), nib.load(str(source))
+    assert out.shape == ref.shape and np.allclose(out.affine, ref.affine) and out.get_data_dtype() == np.uint8
+    assert set(np.unique(np.asarray(out.dataobj))) <= {0, 1, 2}
+    assert summary["liver_ml"] > 0 and (tmp_path / "pred.png").is_file()
+
+
+def test_real_ct_from_dicom_keeps_the_input_grid(trained, real_case, tmp_path):
+    predictor = BundlePredictor(
+        TUMOUR_BUNDLE, model_path=trained["tumour"], device="cpu", overrides={"active_contour": False}
+    )
+    infer(real_case / "PATIENT_DICOM", tmp_path / "real.nii.gz", predictor=predictor, overlay=False)
+    out, ref = nib.load(str(tmp_path / "real.nii.gz")), nib.load(str(real_case / "nifti" / "ct.nii.gz"))
+    assert out.shape == ref.shape == (512, 512, 119) and np.allclose(out.affine, ref.affine, atol=1e-4)
+
+
+def test_evaluation_writes_the_report(trained, tmp_path):
+    result = evaluate(
+        TUMOUR_BUNDLE,
+        trained["data"],
+        fold=0,
+        output_dir=tmp_path,
+        device="cpu",
+        overrides={"model_path": str(trained["tumour"]), "active_contour": False},
+    )
+    summary = result["summary"]
+    assert summary["cases"] == 2 and 0.0 <= summary["liver_dice_mean"] <= 1.0 and "lesions" in summary
+    assert (tmp_path / "metrics" / "metrics.csv").is_file() and len(
+        list((tmp_path / "metrics" / "overlays").iterdir())
+    ) == 2
+
+
+def test_only_livervae_bundles_run_by_default(tmp_path):
+    with pytest.raises(InputError, match="bundle configs run code"):
+        bundle_root(str(tmp_path))
+    with pytest.raises(InputError, match="not a MONAI bundle folder"):
+        bundle_root(str(tmp_path), allow_external=True)
+
+
+def test_training_needs_a_prepared_dataset(tmp_path):
+    with pytest.raises(InputError, match="no datalist.json"):
+        train(LIVER_BUNDLE, tmp_path)

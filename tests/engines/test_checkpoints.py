@@ -1,0 +1,81 @@
+import pickle
+
+import pytest
+import torch
+from ignite.engine import Engine, Events
+from torch import nn
+
+from livervae.engines.checkpoints import (
+    SettingsRecord,
+    check_settings,
+    enable_resume,
+    latest_checkpoint,
+    load_model_weights,
+)
+from livervae.errors import InputError
+
+
+def test_latest_checkpoint_picks_the_highest_epoch(tmp_path):
+    assert latest_checkpoint(tmp_path / "none") is None
+    for name in ("checkpoint_epoch=2.pt", "checkpoint_epoch=10.pt", "model.pt"):
+        (tmp_path / name).write_bytes(b"x")
+    assert latest_checkpoint(tmp_path).endswith("checkpoint_epoch=10.pt")
+
+
+def test_load_model_weights_is_safe_and_specific(tmp_path):
+    net = nn.Linear(3, 2)
+    torch.save({"model": net.state_dict()}, tmp_path / "good.pt")
+    other = nn.Linear(3, 2)
+    load_model_weights(other, tmp_path / "good.pt")
+    assert torch.equal(other.weight, net.weight)
+    with pytest.raises(InputError, match="checkpoint not found"):
+        load_model_weights(other, tmp_path / "missing.pt")
+    (tmp_path / "truncated.pt").write_bytes((tmp_path / "good.pt").read_bytes()[:100])
+    with pytest.raises(InputError, match="truncated.pt: cannot load as a weights-only checkpoint"):
+        load_model_weights(other, tmp_path / "truncated.pt")
+    with open(tmp_path / "pickled.pt", "wb") as handle:  # needs code to unpickle: refused by weights_only
+        pickle.dump({"model": nn.Linear(3, 2)}, handle)
+    with pytest.raises(InputError, match="cannot load as a weights-only checkpoint"):
+        load_model_weights(other, tmp_path / "pickled.pt")
+    with pytest.raises(InputError, match="weights do not fit the network"):
+        load_model_weights(nn.Linear(4, 2), tmp_path / "good.pt")
+
+
+def _run(folder, max_epochs, resume=True):
+    net = nn.Linear(2, 1)
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max_epochs)
+    epochs_run = []
+
+    def step(engine, batch):
+        optimizer.zero_grad()
+        loss = net(batch).pow(2).mean()
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    trainer = Engine(step)
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda e: (scheduler.step(), epochs_run.append(e.state.epoch)))
+    resumed = enable_resume(trainer, folder, {"model": net, "optimizer": optimizer, "lr_scheduler": scheduler}, resume)
+    trainer.run([torch.ones(1, 2)] * 3, max_epochs=max_epochs)
+    return resumed, epochs_run, scheduler, net
+
+
+def test_resume_continues_from_the_last_epoch_and_stretches_the_schedule(tmp_path):
+    resumed, epochs, _, first_net = _run(tmp_path, 2)
+    assert resumed is None and epochs == [1, 2]
+    resumed, epochs, scheduler, _ = _run(tmp_path, 4)
+    assert resumed.endswith("checkpoint_epoch=2.pt") and epochs == [3, 4]
+    assert scheduler.T_max == 4 and scheduler.get_last_lr()[0] == pytest.approx(0.0)
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint_epoch=4.pt"]
+    _, epochs, _, _ = _run(tmp_path, 4, resume=False)
+    assert epochs == [1, 2, 3, 4]
+
+
+def test_settings_are_checked(tmp_path):
+    torch.save({"model": {}, "settings": SettingsRecord(pixdim=[4.0, 4.0, 4.0]).state_dict()}, tmp_path / "m.pt")
+    check_settings(tmp_path / "m.pt", {"pixdim": [4, 4, 4], "not_recorded": 1})
+    with pytest.raises(InputError, match=r"was trained with pixdim=\[4.0, 4.0, 4.0\], but this bundle expects"):
+        check_settings(tmp_path / "m.pt", {"pixdim": [3.0, 3.0, 3.0]})
+    with pytest.raises(InputError, match="train the liver bundle first"):
+        check_settings(tmp_path / "nope.pt", {})
