@@ -23,7 +23,7 @@ def test_eval_returns_one_tensor_of_any_size():
 def test_training_returns_vae_loss_and_gradients_reach_the_vae_branch():
     net = _net(severity_head=True).train()
     out = net(torch.rand(2, 1, *SIZE))
-    assert isinstance(out, SegResNetVAEOutput) and out.vae_loss.ndim == 0 and out.severity.shape == (2,)
+    assert isinstance(out, SegResNetVAEOutput) and out.vae_loss.ndim == 0 and out.severity_logit.shape == (2,)
     terms = SegVAELoss(vae_weight=0.1)(out.seg, torch.randint(0, 2, (2, 1, *SIZE)), out.vae_loss)
     terms["loss"].backward()
     vae_grads = [p.grad for name, p in net.named_parameters() if name.startswith("vae_")]

@@ -56,7 +56,7 @@ class VAESegmentationIteration:
                 raise TypeError("the network must return SegResNetVAEOutput in training mode")
             engine.state.output[Keys.PRED] = out.seg
             engine.fire_event(IterationEvents.FORWARD_COMPLETED)
-            terms = self.loss(out.seg, targets, out.vae_loss, out.severity, severity)
+            terms = self.loss(out.seg, targets, out.vae_loss, out.severity_logit, severity)
             engine.state.output[Keys.LOSS] = terms["loss"]
             for name, value in terms.items():
                 if name != "loss":

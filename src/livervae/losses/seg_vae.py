@@ -46,7 +46,7 @@ class SegVAELoss(nn.Module):
         seg: torch.Tensor,
         label: torch.Tensor,
         vae_loss: torch.Tensor | None = None,
-        severity_pred: torch.Tensor | None = None,
+        severity_logit: torch.Tensor | None = None,
         severity_target: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Return {"loss": total, "seg": ..., "vae": ..., "severity": ...}; absent terms are omitted."""
@@ -55,8 +55,8 @@ class SegVAELoss(nn.Module):
         if vae_loss is not None and self.vae_weight > 0:
             terms["vae"] = vae_loss
             total = total + self.vae_weight * vae_loss
-        if severity_pred is not None and severity_target is not None and self.severity_weight > 0:
-            terms["severity"] = self.severity(severity_pred, severity_target)
+        if severity_logit is not None and severity_target is not None and self.severity_weight > 0:
+            terms["severity"] = self.severity(severity_logit, severity_target)
             total = total + self.severity_weight * terms["severity"]
         terms["loss"] = total
         return terms

@@ -6,8 +6,8 @@ MONAI's encoder, decoder and VAE branch and changes only what `forward` returns:
 
 - `eval()`: the segmentation logits alone (the plain SegResNet path; the VAE branch does not run).
 - `train()`: a `SegResNetVAEOutput` with the logits, MONAI's unweighted VAE loss (KL-style regulariser plus
-  reconstruction MSE) and, when `severity_head` is set, a per-sample tumour-severity prediction in [0, 1]
-  from the pooled encoder bottleneck (the VAE branch's input), used for weak supervision.
+  reconstruction MSE) and, when `severity_head` is set, a per-sample tumour-severity logit from the pooled
+  encoder bottleneck (the VAE branch's input), used for weak supervision (sigmoid gives [0, 1]).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ class SegResNetVAEOutput(NamedTuple):
 
     seg: torch.Tensor
     vae_loss: torch.Tensor | None
-    severity: torch.Tensor | None
+    severity_logit: torch.Tensor | None
 
 
 class SegResNetVAEWithHeads(SegResNetVAE):
@@ -32,7 +32,7 @@ class SegResNetVAEWithHeads(SegResNetVAE):
 
     Args:
         input_image_size: training patch size; every side must divide by 2 ** (len(blocks_down) - 1).
-        severity_head: add a small regression head (pooled bottleneck → linear → sigmoid) predicting the
+        severity_head: add a small head (pooled bottleneck → MLP → logit) predicting the
             patient's tumour severity indicator.
         vae: compute the VAE loss in training (off turns the network into a SegResNet with the same weights).
         dropout: alias of `dropout_prob`, the argument name MONAI Label sets for epistemic scoring.
@@ -62,7 +62,6 @@ class SegResNetVAEWithHeads(SegResNetVAE):
                 nn.Linear(bottleneck_channels, 16),
                 nn.ReLU(inplace=True),
                 nn.Linear(16, 1),
-                nn.Sigmoid(),
             )
             if severity_head
             else None
@@ -82,5 +81,5 @@ class SegResNetVAEWithHeads(SegResNetVAE):
                 f"input_image_size {tuple(self.input_image_size)} for the VAE branch"
             )
         vae_loss = self._get_vae_loss(net_input, bottleneck) if self.vae else None
-        severity = self.severity_head(bottleneck).squeeze(1) if self.severity_head is not None else None
-        return SegResNetVAEOutput(seg, vae_loss, severity)
+        severity_logit = self.severity_head(bottleneck).squeeze(1) if self.severity_head is not None else None
+        return SegResNetVAEOutput(seg, vae_loss, severity_logit)
