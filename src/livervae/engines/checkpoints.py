@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import ignite.distributed as idist
 import torch
 from ignite.engine import Engine, Events
 from monai.handlers import CheckpointLoader, CheckpointSaver, EarlyStopHandler
@@ -77,11 +78,15 @@ def _rolling_checkpoints(folder: Path) -> list[tuple[int, Path]]:
     return [(int(m.group(1)), p) for p in folder.glob("*checkpoint_epoch=*.pt") if (m := _EPOCH.search(p.name))]
 
 
-def _prune_older(folder: Path, epoch: int) -> None:
-    """Remove rolling checkpoints of earlier epochs left by an earlier process (Ignite prunes its own)."""
-    for number, path in _rolling_checkpoints(folder):
-        if number < epoch:
+def _remove_stale(stale: list[Path]) -> None:
+    """Remove the rolling checkpoints an earlier process left, once this run has saved its own.
+
+    Ignite prunes only the files it wrote itself; in distributed runs only rank 0 writes, so only rank 0 prunes.
+    """
+    if idist.get_rank() == 0:
+        for path in stale:
             path.unlink(missing_ok=True)
+    stale.clear()
 
 
 def enable_resume(
@@ -109,13 +114,14 @@ def enable_resume(
         The checkpoint resumed from, or None.
     """
     folder = Path(folder)
-    if not resume and folder.is_dir():
+    if not resume and folder.is_dir() and idist.get_rank() == 0:
         for _, path in _rolling_checkpoints(folder):
             logger.info("starting fresh: removing %s", path)
             path.unlink()
     to_save = {**objects, "trainer": trainer}
     CheckpointSaver(save_dir=str(folder), save_dict=to_save, save_interval=1, n_saved=1).attach(trainer)
-    trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda engine: _prune_older(folder, engine.state.epoch))
+    stale = [path for _, path in _rolling_checkpoints(folder)] if folder.is_dir() else []
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda _: _remove_stale(stale))
     latest = latest_checkpoint(folder) if resume else None
     if latest is not None:
         logger.info("resuming from %s", latest)
