@@ -59,7 +59,7 @@ def test_ddp_training_on_two_cpu_processes(tmp_path):
     result = subprocess.run(
         command, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"}
     )
-    assert result.returncode == 0, "\n".join(l for l in result.stderr.splitlines() if "Error" in l)[-3000:]
+    assert result.returncode == 0, "\n".join(line for line in result.stderr.splitlines() if "Error" in line)[-3000:]
     assert "Epoch: 2/2" in result.stdout + result.stderr
     checkpoint = torch.load(tmp_path / "models" / "model.pt", weights_only=True)
     assert not any(key.startswith("module.") for key in checkpoint["model"])  # saved unwrapped from DDP
