@@ -881,7 +881,6 @@ def morphological_geodesic_active_contour(
     u = u.contiguous().clone()
     device = img.data.device
     batch = u.shape[0]
-    count = int(np.prod(img.spatial))
     float_dtype = img.np_dtype if img.np_dtype.kind == "f" else np.dtype(np.float64)
     data = img.data.to(_torch_dtype(float_dtype))
 
