@@ -2,8 +2,10 @@
 
 The tumour model's boundaries are refined by a morphological Chan-Vese contour (Márquez-Neila, Baumela and Alvarez,
 PAMI 2014). scikit-image 0.26 implements it in `skimage.segmentation.morphsnakes` with scipy's binary morphology,
-one volume at a time on the CPU. This module re-implements the same algorithms with vectorised torch operations so
-that a batch of 2D images or 3D volumes is processed at once, on the CPU or a GPU.
+one volume at a time on the CPU. LiverVAE re-implements the same algorithms with vectorised torch operations so
+that a batch of 2D images or 3D volumes is processed at once, on the CPU or a GPU. The work is split by job:
+`morphology` (bit-packed SI/IS, cube morphology and contour voxels), `numpy_exact` (numpy's floating-point
+arithmetic), `edges` (the edge-stopping image), `level_sets` and `inputs`; this module holds the two algorithms.
 
 Operators (identical to `skimage/segmentation/morphsnakes.py`):
 
