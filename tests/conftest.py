@@ -72,3 +72,38 @@ def labelled_ct(ct_volume) -> tuple[Volume, Volume]:
     label[6:9, 5:8, 2:4] = 2
     label[13:16, 11:14, 4:6] = 2
     return ct_volume, Volume(label, ct_volume.affine.copy(), "label")
+
+
+QUICK_TRAINING = {"val_interval": 1, "num_samples": 1, "cache_rate": 0.0}
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """A 4-case small-phantom dataset and both stages trained for one epoch into a temporary folder.
+
+    Shared by the bundle, ablation and inference tests (trained once per session).
+    """
+    from livervae.bundle import LIVER_BUNDLE, TUMOUR_BUNDLE, train
+    from livervae.data.formats import SourceOptions
+    from livervae.data.preprocess import preprocess
+
+    root = tmp_path_factory.mktemp("bundles")
+    data = root / "phantoms"
+    preprocess("phantom", None, data, SourceOptions(phantom_n=4, phantom_preset="small"), n_folds=2)
+    liver = train(
+        LIVER_BUNDLE,
+        data,
+        epochs=1,
+        output_dir=root / "liver",
+        preset="cpu",
+        overrides={**QUICK_TRAINING, "ckpt_dir": str(root / "liver_models")},
+    )
+    tumour = train(
+        TUMOUR_BUNDLE,
+        data,
+        epochs=1,
+        output_dir=root / "tumour",
+        preset="cpu",
+        overrides={**QUICK_TRAINING, "ckpt_dir": str(root / "tumour_models"), "liver_model_path": str(liver)},
+    )
+    return {"root": root, "data": data, "liver": liver, "tumour": tumour}

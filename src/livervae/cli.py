@@ -91,6 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
     phantom.add_argument(
         "--preset", choices=("default", "small"), default="default", help="grid: default (~1.5 mm) or small (~3 mm)"
     )
+    phantom.add_argument(
+        "--blurred-fraction",
+        type=float,
+        default=None,
+        help="probability that a lesion has a blurred margin (default: the preset's, 0.45)",
+    )
     _add_dataset_options(phantom)
 
     bundle_names = "liver_ct_segmentation (stage 1) or liver_tumor_ct_segmentation (stage 2, the whole chain)"
@@ -122,6 +128,22 @@ def build_parser() -> argparse.ArgumentParser:
     infer.add_argument("--no-overlay", action="store_true", help="do not write the overlay PNG")
     _add_bundle_options(infer, preset=False)
 
+    ablate = commands.add_parser(
+        "ablate",
+        help="evaluate the tumour bundle with and without active-contour refinement",
+        description="Evaluate liver_tumor_ct_segmentation twice per dataset (active_contour off, then on) and "
+        "write ablation.md and ablation.json side by side.",
+    )
+    ablate.add_argument(
+        "--data", action="append", required=True, metavar="[NAME=]PATH", help="a normalised dataset; repeatable"
+    )
+    ablate.add_argument("--out", type=Path, required=True, help="output folder")
+    ablate.add_argument("--model", type=Path, help="two-stage checkpoint (default: the bundle's models/model.pt)")
+    ablate.add_argument("--split", choices=("all", "val"), default="all", help="cases of each dataset (default all)")
+    ablate.add_argument("--fold", type=int, default=0, help="fold for --split val (default 0)")
+    ablate.add_argument("--device", help="cpu, cuda, ...")
+    ablate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="bundle config override")
+
     demo = commands.add_parser("demo", help="run the main job on the shipped real CT and a phantom cohort")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default runs/demo)")
     demo.add_argument("--phantoms", type=int, default=8, help="phantom cases to generate (default 8)")
@@ -138,7 +160,12 @@ def _run(args: argparse.Namespace) -> int:
         from livervae.report import print_dataset_summary
 
         fmt = "phantom" if args.command == "phantom" else args.format
-        options = SourceOptions(phantom_n=args.n, phantom_seed=args.seed, phantom_preset=args.preset)
+        options = SourceOptions(
+            phantom_n=args.n,
+            phantom_seed=args.seed,
+            phantom_preset=args.preset,
+            phantom_blurred_fraction=getattr(args, "blurred_fraction", None),
+        )
         if args.command == "preprocess":
             options.series_uid = args.series_uid
             options.case_id = args.case_id
@@ -199,6 +226,17 @@ def _run(args: argparse.Namespace) -> int:
             allow_external=args.allow_external_bundle,
         )
         print(format_summary(summary))
+        return 0
+    if args.command == "ablate":
+        from livervae.ablation import run_ablation
+
+        datasets = {}
+        for item in args.data:
+            name, _, path = item.rpartition("=")
+            datasets[name or Path(path).name] = Path(path)
+        result = run_ablation(datasets, args.out, args.model, args.split, args.fold, args.device, _overrides(args.set))
+        print(result["markdown"], end="")
+        print(f"written: {args.out / 'ablation.md'}, {args.out / 'ablation.json'}")
         return 0
     if args.command == "demo":
         from livervae.demo import run_demo

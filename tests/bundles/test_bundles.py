@@ -12,38 +12,9 @@ import torch
 from monai.bundle import ConfigWorkflow, verify_metadata, verify_net_in_out
 
 from livervae.bundle import LIVER_BUNDLE, TUMOUR_BUNDLE, BundlePredictor, bundle_root, evaluate, train
-from livervae.data.formats import SourceOptions
-from livervae.data.preprocess import preprocess
 from livervae.errors import InputError
 from livervae.infer import infer
 from livervae.paths import repo_root
-
-QUICK = {"val_interval": 1, "num_samples": 1, "cache_rate": 0.0}
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A 4-case small-phantom dataset and both stages trained for one epoch into a temporary folder."""
-    root = tmp_path_factory.mktemp("bundles")
-    data = root / "phantoms"
-    preprocess("phantom", None, data, SourceOptions(phantom_n=4, phantom_preset="small"), n_folds=2)
-    liver = train(
-        LIVER_BUNDLE,
-        data,
-        epochs=1,
-        output_dir=root / "liver",
-        preset="cpu",
-        overrides={**QUICK, "ckpt_dir": str(root / "liver_models")},
-    )
-    tumour = train(
-        TUMOUR_BUNDLE,
-        data,
-        epochs=1,
-        output_dir=root / "tumour",
-        preset="cpu",
-        overrides={**QUICK, "ckpt_dir": str(root / "tumour_models"), "liver_model_path": str(liver)},
-    )
-    return {"root": root, "data": data, "liver": liver, "tumour": tumour}
 
 
 def _workflow(name, config, workflow_type, **override):

@@ -35,6 +35,8 @@ class SourceOptions:
         phantom_seed: seed of the synthetic cohort (`phantom`).
         phantom_preset: "default" (about 1.5 mm in-plane, 2-3 mm slices) or "small" (about 3 mm, 4-5 mm slices:
             fast, for tests and the CPU demo).
+        phantom_blurred_fraction: probability that a phantom lesion has a blurred margin; None keeps the
+            preset's (0.45 by default). 1.0 gives the blurred-margin cohort of the active-contour ablation.
     """
 
     series_uid: str | None = None
@@ -45,6 +47,7 @@ class SourceOptions:
     phantom_n: int = 8
     phantom_seed: int = 0
     phantom_preset: str = "default"
+    phantom_blurred_fraction: float | None = None
 
 
 Adapter = Callable[[Path | None, SourceOptions], Iterator[Case]]

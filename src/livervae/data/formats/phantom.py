@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,4 +20,10 @@ def iter_cases(source: Path | None, options: SourceOptions) -> Iterator[Case]:
         raise InputError(None, f"phantom preset must be one of {', '.join(PRESETS)}, got {options.phantom_preset!r}")
     if options.phantom_n < 1:
         raise InputError(None, f"the phantom cohort needs at least 1 case, got {options.phantom_n}")
-    yield from generate_cohort(options.phantom_n, options.phantom_seed, PRESETS[options.phantom_preset]())
+    config = PRESETS[options.phantom_preset]()
+    if options.phantom_blurred_fraction is not None:
+        try:
+            config = dataclasses.replace(config, blurred_fraction=float(options.phantom_blurred_fraction))
+        except ValueError as exc:
+            raise InputError(None, str(exc)) from None
+    yield from generate_cohort(options.phantom_n, options.phantom_seed, config)
