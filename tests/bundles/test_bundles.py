@@ -136,6 +136,31 @@ def test_real_ct_from_dicom_keeps_the_input_grid(trained, real_case, tmp_path):
     assert out.shape == ref.shape == (512, 512, 119) and np.allclose(out.affine, ref.affine, atol=1e-4)
 
 
+def test_real_ct_from_dicom_to_dicom_seg(trained, real_case, tmp_path, caplog, capsys):
+    import highdicom as hd
+    import pydicom
+
+    from livervae.io.dicom_seg import read_dicom_seg_labels
+    from livervae.io.dicom_series import read_dicom_series
+
+    predictor = BundlePredictor(
+        TUMOUR_BUNDLE, model_path=trained["tumour"], device="cpu", overrides={"active_contour": False}
+    )
+    with caplog.at_level("DEBUG"):
+        summary = infer(real_case / "PATIENT_DICOM", tmp_path / "seg.dcm", predictor=predictor, overlay=False)
+    ct = read_dicom_series(real_case / "PATIENT_DICOM")
+    label = read_dicom_seg_labels(tmp_path / "seg.dcm", ct).array
+    counts = {
+        name: int(np.count_nonzero(label == value)) for value, name in enumerate(("background", "liver", "tumor"))
+    }
+    assert counts == summary["label_voxels"]  # the SEG holds exactly the prediction that was summarised
+    seg = hd.seg.segread(tmp_path / "seg.dcm")
+    assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == ct.series_uid
+    assert seg.get_segment_description(1).algorithm_identification[0].AlgorithmName == "LiverVAE"
+    name = str(pydicom.dcmread(ct.files[0], stop_before_pixels=True).PatientName)
+    assert name and name not in caplog.text + capsys.readouterr().err
+
+
 def test_evaluation_writes_the_report(trained, tmp_path):
     result = evaluate(
         TUMOUR_BUNDLE,
