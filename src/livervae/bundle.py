@@ -125,6 +125,9 @@ def train(
     if not (Path(dataset_dir) / "datalist.json").is_file():
         raise InputError(dataset_dir, "no datalist.json (prepare the dataset with `livervae preprocess`)")
     settings = preset_overrides(name, preset)
+    # The bundles fine-tune from models/model.pt when it exists (MONAI Label's convention); the CLI trains from
+    # scratch unless told otherwise with --set pretrained_model=<path>.
+    settings["pretrained_model"] = ""
     settings.update(overrides or {})
     settings.update({"dataset_dir": str(Path(dataset_dir).resolve()), "fold": fold})
     settings["output_dir"] = str(Path(output_dir or repo_root() / "runs" / root.name / f"fold{fold}").resolve())
