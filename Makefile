@@ -42,9 +42,6 @@ PORT ?= 8000
 ML_BUNDLES ?= liver_tumor_ct_segmentation,liver_ct_segmentation
 ML_LIVER_EPOCHS ?= 10
 ML_TUMOUR_EPOCHS ?= 8
-# Offline: the local bundles are used as they are (zoo source other than the default), no SAM2, no preloading.
-ML_ENV := BUNDLE_DOWNLOAD_SRC=github MONAI_ZOO_SOURCE=github PATH="$(abspath $(ML_VENV))/bin:$$PATH"
-ML_CONF := --conf models $(ML_BUNDLES) --conf zoo_source github --conf sam2 false --conf preload false
 LINT_PATHS := src tests data_prep $(wildcard benchmarks bundles/*/scripts)
 
 .PHONY: help install preprocess phantom train eval infer demo test test-slow test-all lint format clean \
@@ -144,14 +141,18 @@ monailabel-models: install
 			--epochs $(ML_TUMOUR_EPOCHS) --output $(ML_DIR)/train/tumour --set val_interval=4 || exit $$?; \
 	fi
 
+ML_DEFAULT_STUDIES := $(ML_DIR)/studies
+# Only the default studies folder is filled (with the shipped real CT); a folder given as STUDIES is used as it is.
 monailabel-prepare: install monailabel-install monailabel-models
-	$(PY) -m livervae.monailabel_app studies --studies "$(STUDIES)"
+	@if [ "$(STUDIES)" = "$(ML_DEFAULT_STUDIES)" ]; then $(PY) -m livervae.monailabel_app studies --studies "$(STUDIES)"; \
+	else test -d "$(STUDIES)" || { echo "STUDIES=$(STUDIES) is not a folder"; exit 2; }; fi
 	$(ML_PY) -m livervae.monailabel_app app --app "$(ML_APP)" --bundles $(ML_BUNDLES)
 
+# Offline flags (zoo source github so the local bundles are used as they are, --conf sam2 false, --conf preload
+# false) are set in livervae.monailabel_app.server_command, which the test uses too. Ctrl-C stops the server.
 monailabel: monailabel-prepare
-	@echo "MONAI Label on http://$(HOST):$(PORT) (app $(ML_APP), studies $(STUDIES)); Ctrl-C stops it"
-	$(ML_ENV) monailabel start_server --app "$(abspath $(ML_APP))" --studies "$(abspath $(STUDIES))" \
-		--host $(HOST) --port $(PORT) $(ML_CONF)
+	$(ML_PY) -m livervae.monailabel_app serve --app "$(ML_APP)" --studies "$(STUDIES)" --host $(HOST) --port $(PORT) \
+		--bundles $(ML_BUNDLES)
 
 test-monailabel: install monailabel-install monailabel-models
 	LIVERVAE_MONAILABEL_VENV="$(abspath $(ML_VENV))" $(PY) -m pytest -m monailabel -s $(PYTEST_ARGS)

@@ -1,7 +1,8 @@
 """Set up MONAI Label's `monaibundle` sample app with LiverVAE's bundles, and the studies folder it serves.
 
-`make monailabel` calls this module twice: `studies` in the main environment (reading 3D-IRCADb needs pydicom 3)
-and `app` in the MONAI Label environment (`.venv-monailabel`, where the monailabel wheel put its sample apps).
+`make monailabel` calls this module three times: `studies` in the main environment (reading 3D-IRCADb needs
+pydicom 3), then `app` and `serve` in the MONAI Label environment (`.venv-monailabel`, where the monailabel
+wheel put its sample apps).
 
 The app is a copy of monailabel's `monaibundle` sample app. Each LiverVAE bundle appears as
 `<app>/model/<bundle>/`, made of links into the project's bundle (LICENSE, docs, scripts, metadata.json,
@@ -39,6 +40,8 @@ SAMPLE_APP = "monaibundle"
 # Configs MONAI Label parses: settings from the checkpoint go into these; other files are linked unchanged.
 GENERATED_CONFIGS = ("inference.json", "train.json", "multi_gpu_train.json")
 REAL_STUDY = "3dircadb1_17"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
 
 
 def find_sample_app(prefix: str | os.PathLike[str] | None = None) -> Path:
@@ -169,8 +172,55 @@ def prepare_studies(studies_dir: str | os.PathLike[str], with_label: bool = True
     return studies
 
 
+def server_command(
+    app_dir: str | os.PathLike[str],
+    studies_dir: str | os.PathLike[str],
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    bundles: Sequence[str] = BUNDLE_NAMES,
+    prefix: str | os.PathLike[str] | None = None,
+) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment that start MONAI Label offline on the app, from the environment at
+    `prefix` (default: this Python's).
+
+    Offline means: the zoo source is not the default `monaihosting`, so the bundles under `model/` are used as
+    they are and nothing is downloaded; SAM2 is off (it would fetch weights); models load on first use.
+    """
+    bin_dir = Path(prefix or sys.prefix) / "bin"
+    command = [
+        str(bin_dir / "monailabel"),
+        "start_server",
+        "--app",
+        str(Path(app_dir).resolve()),
+        "--studies",
+        str(Path(studies_dir).resolve()),
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--conf",
+        "models",
+        ",".join(bundles),
+        "--conf",
+        "zoo_source",
+        "github",
+        "--conf",
+        "sam2",
+        "false",
+        "--conf",
+        "preload",
+        "false",
+    ]
+    environment = dict(os.environ)
+    # The monailabel launcher runs the `python` found on PATH.
+    environment["PATH"] = f"{bin_dir}{os.pathsep}{environment.get('PATH', '')}"
+    environment["BUNDLE_DOWNLOAD_SRC"] = "github"
+    environment["MONAI_ZOO_SOURCE"] = "github"
+    return command, environment
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m livervae.monailabel_app {app,studies} ...` (used by `make monailabel`)."""
+    """`python -m livervae.monailabel_app {app,studies,serve} ...` (used by `make monailabel`)."""
     parser = argparse.ArgumentParser(prog="python -m livervae.monailabel_app", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     app = commands.add_parser("app", help="copy the monaibundle sample app and lay out LiverVAE's bundles in it")
@@ -180,9 +230,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     studies = commands.add_parser("studies", help="write the shipped real CT (and its label) as a studies folder")
     studies.add_argument("--studies", type=Path, required=True, help="studies folder to create")
     studies.add_argument("--no-label", action="store_true", help="do not add the reference label map")
+    serve = commands.add_parser("serve", help="start MONAI Label offline on the app and studies folder")
+    serve.add_argument("--app", type=Path, required=True, help="app folder made by `app`")
+    serve.add_argument("--studies", type=Path, required=True, help="studies folder")
+    serve.add_argument("--host", default=DEFAULT_HOST, help=f"address to bind (default {DEFAULT_HOST}, this machine)")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    serve.add_argument("--bundles", default=",".join(BUNDLE_NAMES), help="comma-separated bundle names")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
     try:
+        if args.command == "serve":
+            bundles = [b.strip() for b in args.bundles.split(",") if b.strip()]
+            command, environment = server_command(args.app, args.studies, args.host, args.port, bundles)
+            print(f"MONAI Label on http://{args.host}:{args.port}, app {args.app}, studies {args.studies}", flush=True)
+            os.execve(command[0], command, environment)
         if args.command == "app":
             print(
                 prepare_app(args.app, [b.strip() for b in args.bundles.split(",") if b.strip()], None, args.copy_models)
