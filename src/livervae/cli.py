@@ -1,4 +1,4 @@
-"""The `livervae` command: preprocess, phantom and demo (train, eval and infer arrive with the bundles)."""
+"""The `livervae` command: preprocess, phantom, train, eval, infer (label map or DICOM-SEG) and demo."""
 
 from __future__ import annotations
 
@@ -228,6 +228,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         datefmt="%H:%M:%S",
         stream=sys.stderr,
     )
+    # highdicom logs every module it copies at INFO (SOP Instance UIDs, one line each): keep that for --verbose.
+    logging.getLogger("highdicom").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     try:
         return _run(args)
     except LiverVAEError as exc:
