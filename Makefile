@@ -29,9 +29,23 @@ OUTPUT ?=
 DEMO_OUT ?= runs/demo
 # pytest
 PYTEST_ARGS ?=
+# MONAI Label (its own environment: monailabel 0.8.5 cannot share the torch 2.13 CPU one)
+ML_VENV ?= .venv-monailabel
+ML_PY := $(ML_VENV)/bin/python
+ML_STAMP := $(ML_VENV)/.livervae-installed
+ML_TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+ML_DIR ?= runs/monailabel
+ML_APP ?= $(ML_DIR)/app
+STUDIES ?= $(ML_DIR)/studies
+HOST ?= 127.0.0.1
+PORT ?= 8000
+ML_BUNDLES ?= liver_tumor_ct_segmentation,liver_ct_segmentation
+ML_LIVER_EPOCHS ?= 10
+ML_TUMOUR_EPOCHS ?= 8
 LINT_PATHS := src tests data_prep $(wildcard benchmarks bundles/*/scripts)
 
-.PHONY: help install preprocess phantom train eval infer demo test test-slow test-all lint format clean
+.PHONY: help install preprocess phantom train eval infer demo test test-slow test-all lint format clean \
+	monailabel monailabel-install monailabel-models monailabel-prepare test-monailabel
 
 help:
 	@echo "make install                     create $(VENV) with pinned dependencies (idempotent)"
@@ -45,7 +59,10 @@ help:
 	@echo "                                 bundles: liver_ct_segmentation (stage 1, train first),"
 	@echo "                                          liver_tumor_ct_segmentation (stage 2 + whole chain)"
 	@echo "make eval BUNDLE=<name> DATA=<dataset> [FOLD=k]"
-	@echo "make infer INPUT=<nifti file | DICOM folder> OUTPUT=<file.nii.gz>"
+	@echo "make infer INPUT=<nifti file | DICOM folder> OUTPUT=<file.nii.gz | seg.dcm> [ARGS='--series-uid <uid>']"
+	@echo "make monailabel [STUDIES=<dir>] [HOST=127.0.0.1] [PORT=8000]"
+	@echo "                                 MONAI Label server with LiverVAE's bundles (own env $(ML_VENV))"
+	@echo "make test-monailabel             start the server, check info/infer/train over HTTP, stop it (slow)"
 	@echo "make lint | format | clean"
 
 install: $(STAMP)
@@ -75,17 +92,17 @@ eval: install
 	$(LIVERVAE) eval --bundle $(BUNDLE) --data "$(DATA)" --fold $(FOLD) $(if $(DEVICE),--device $(DEVICE)) $(ARGS)
 
 infer: install
-	@test -n "$(INPUT)" -a -n "$(OUTPUT)" || { echo "usage: make infer INPUT=<nifti|dicom dir> OUTPUT=<out.nii.gz>"; exit 2; }
+	@test -n "$(INPUT)" -a -n "$(OUTPUT)" || { echo "usage: make infer INPUT=<nifti|dicom dir> OUTPUT=<out.nii.gz|seg.dcm>"; exit 2; }
 	$(LIVERVAE) infer -i "$(INPUT)" -o "$(OUTPUT)" --bundle $(BUNDLE) $(if $(DEVICE),--device $(DEVICE)) $(ARGS)
 
 demo: install
 	$(LIVERVAE) demo --out "$(DEMO_OUT)" $(ARGS)
 
 test: install
-	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not slow and not monailabel" $(PYTEST_ARGS)
 
 test-slow: install
-	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+	$(PY) -m pytest -m "slow and not monailabel" $(PYTEST_ARGS)
 
 test-all: install
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -98,6 +115,50 @@ lint: install
 format: install
 	$(PY) -m isort $(LINT_PATHS)
 	$(PY) -m black $(LINT_PATHS)
+
+monailabel-install: $(ML_STAMP)
+
+$(ML_STAMP): requirements-monailabel.txt pyproject.toml
+	@test -x $(ML_PY) || $(PYTHON) -m venv $(ML_VENV)
+	$(ML_PY) -m pip install --quiet $(ML_TORCH_SPEC)
+	$(ML_PY) -m pip install --quiet --no-deps -r requirements-monailabel.txt
+	@# livervae's own declared requirements are unmet here by design (see requirements-monailabel.txt); the rest must hold.
+	@$(ML_PY) -m pip check > $(ML_VENV)/pip-check.txt 2>&1 || \
+		{ grep -v -e '^livervae ' -e '^WARNING' $(ML_VENV)/pip-check.txt && exit 1 || true; }
+	$(ML_PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	@touch $@
+
+# MONAI Label needs models/model.pt in each bundle. Missing ones are trained briefly on phantoms with the CPU
+# preset (the `make demo` recipe): enough for the drop-in to run, not a clinical model.
+monailabel-models: install
+	@if [ ! -f bundles/liver_ct_segmentation/models/model.pt ] || [ ! -f bundles/liver_tumor_ct_segmentation/models/model.pt ]; then \
+		echo "monailabel: no trained model in bundles/*/models: training briefly on phantoms (CPU preset, several minutes)"; \
+		$(LIVERVAE) phantom --out $(ML_DIR)/phantoms --n 8 --overwrite || exit $$?; \
+	fi
+	@if [ ! -f bundles/liver_ct_segmentation/models/model.pt ]; then \
+		$(LIVERVAE) train --bundle liver_ct_segmentation --data $(ML_DIR)/phantoms --preset cpu \
+			--epochs $(ML_LIVER_EPOCHS) --output $(ML_DIR)/train/liver --set val_interval=5 || exit $$?; \
+	fi
+	@if [ ! -f bundles/liver_tumor_ct_segmentation/models/model.pt ]; then \
+		$(LIVERVAE) train --bundle liver_tumor_ct_segmentation --data $(ML_DIR)/phantoms --preset cpu \
+			--epochs $(ML_TUMOUR_EPOCHS) --output $(ML_DIR)/train/tumour --set val_interval=4 || exit $$?; \
+	fi
+
+ML_DEFAULT_STUDIES := $(ML_DIR)/studies
+# Only the default studies folder is filled (with the shipped real CT); a folder given as STUDIES is used as it is.
+monailabel-prepare: install monailabel-install monailabel-models
+	@if [ "$(STUDIES)" = "$(ML_DEFAULT_STUDIES)" ]; then $(PY) -m livervae.monailabel_app studies --studies "$(STUDIES)"; \
+	else test -d "$(STUDIES)" || { echo "STUDIES=$(STUDIES) is not a folder"; exit 2; }; fi
+	$(ML_PY) -m livervae.monailabel_app app --app "$(ML_APP)" --bundles $(ML_BUNDLES)
+
+# Offline flags (zoo source github so the local bundles are used as they are, --conf sam2 false, --conf preload
+# false) are set in livervae.monailabel_app.server_command, which the test uses too. Ctrl-C stops the server.
+monailabel: monailabel-prepare
+	$(ML_PY) -m livervae.monailabel_app serve --app "$(ML_APP)" --studies "$(STUDIES)" --host $(HOST) --port $(PORT) \
+		--bundles $(ML_BUNDLES)
+
+test-monailabel: install monailabel-install monailabel-models
+	LIVERVAE_MONAILABEL_VENV="$(abspath $(ML_VENV))" $(PY) -m pytest -m monailabel -s $(PYTEST_ARGS)
 
 clean:
 	rm -rf runs .pytest_cache build dist src/*.egg-info

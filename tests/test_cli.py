@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from livervae.cli import main
+from livervae.errors import InputError
 
 
 def test_preprocess_dicom_seg_from_the_command_line(tmp_path, dcmqi, capsys):
@@ -67,8 +68,12 @@ def test_bundle_commands_refuse_bad_arguments(tmp_path, capsys, argv, message, m
     assert __import__("re").search(message, capsys.readouterr().err)
 
 
-def test_infer_refuses_a_non_nifti_output(tmp_path, capsys, labelled_ct):
+def test_infer_refuses_an_unknown_output_and_a_seg_from_nifti(tmp_path, capsys, labelled_ct):
     from livervae.infer import infer
 
-    with pytest.raises(Exception, match="output must end in .nii or .nii.gz"):
-        infer(tmp_path / "ct.nii.gz", tmp_path / "seg.dcm")
+    with pytest.raises(InputError, match=r"output must end in .nii or .nii.gz \(label map\) or .dcm"):
+        infer(tmp_path / "ct.nii.gz", tmp_path / "seg.nrrd")
+    nib.save(nib.Nifti1Image(labelled_ct[0].array, labelled_ct[0].affine), str(tmp_path / "ct.nii.gz"))
+    status = main(["infer", "-i", str(tmp_path / "ct.nii.gz"), "-o", str(tmp_path / "seg.dcm")])
+    assert status == 2 and "a DICOM-SEG output needs a DICOM series input" in capsys.readouterr().err
+    assert not (tmp_path / "seg.dcm").exists()

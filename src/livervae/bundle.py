@@ -79,6 +79,16 @@ def recorded_settings(model_path: str | os.PathLike[str]) -> dict[str, Any]:
     return dict(checkpoint.get("settings", {})) if isinstance(checkpoint, dict) else {}
 
 
+def bundle_version(root: Path) -> str:
+    """The `version` in a bundle's configs/metadata.json (empty when it has none)."""
+    import json
+
+    try:
+        return str(json.loads((root / "configs" / "metadata.json").read_text(encoding="utf-8")).get("version", ""))
+    except (OSError, ValueError):
+        return ""
+
+
 def _config_files(root: Path, names: list[str]) -> list[str]:
     return [str(root / "configs" / name) for name in names]
 
@@ -115,6 +125,9 @@ def train(
     if not (Path(dataset_dir) / "datalist.json").is_file():
         raise InputError(dataset_dir, "no datalist.json (prepare the dataset with `livervae preprocess`)")
     settings = preset_overrides(name, preset)
+    # The bundles fine-tune from models/model.pt when it exists (MONAI Label's convention); the CLI trains from
+    # scratch unless told otherwise with --set pretrained_model=<path>.
+    settings["pretrained_model"] = ""
     settings.update(overrides or {})
     settings.update({"dataset_dir": str(Path(dataset_dir).resolve()), "fold": fold})
     settings["output_dir"] = str(Path(output_dir or repo_root() / "runs" / root.name / f"fold{fold}").resolve())
@@ -174,6 +187,8 @@ class BundlePredictor:
 
         root = bundle_root(name, allow_external)
         model = Path(model_path or root / "models" / "model.pt")
+        self.name = root.name
+        self.version = bundle_version(root)
         parser = ConfigParser()
         parser.read_config(_config_files(root, ["inference.json"]))
         parser["bundle_root"] = str(root)

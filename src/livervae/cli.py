@@ -1,4 +1,4 @@
-"""The `livervae` command: preprocess, phantom and demo (train, eval and infer arrive with the bundles)."""
+"""The `livervae` command: preprocess, phantom, train, eval, infer (label map or DICOM-SEG) and demo."""
 
 from __future__ import annotations
 
@@ -119,9 +119,17 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--record", action="store_true", help="write the metrics into the bundle's metadata.json")
     _add_bundle_options(evaluate, preset=False)
 
-    infer = commands.add_parser("infer", help="segment one CT (NIfTI file or DICOM folder) into a label map")
+    infer = commands.add_parser(
+        "infer", help="segment one CT (NIfTI file or DICOM folder) into a label map (NIfTI or DICOM-SEG)"
+    )
     infer.add_argument("-i", "--input", type=Path, required=True, help="NIfTI file or DICOM series folder")
-    infer.add_argument("-o", "--output", type=Path, required=True, help="label map to write (.nii.gz)")
+    infer.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        help="label map to write: .nii.gz (any input) or .dcm (DICOM-SEG referencing a DICOM series input)",
+    )
     infer.add_argument("--bundle", default="liver_tumor_ct_segmentation", help=bundle_names)
     infer.add_argument("--series-uid", help="SeriesInstanceUID when the DICOM folder holds several series")
     infer.add_argument("--device", help="cpu, cuda, ...")
@@ -258,6 +266,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         datefmt="%H:%M:%S",
         stream=sys.stderr,
     )
+    # highdicom logs every module it copies at INFO (SOP Instance UIDs, one line each): keep that for --verbose.
+    logging.getLogger("highdicom").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     try:
         return _run(args)
     except LiverVAEError as exc:

@@ -1,8 +1,11 @@
 """`livervae infer`: one CT (NIfTI file or DICOM series folder) → 0/1/2 label map in the input's geometry.
 
-The label map is written atomically; a summary (liver and tumour volumes, lesion count) is printed and an
-overlay PNG is written next to it. DICOM input is converted to a temporary NIfTI first (patient identifiers
-are not carried over), so the prediction is on the DICOM series' own grid.
+The output is a NIfTI label map (`.nii`, `.nii.gz`) on the input's grid, or, for a DICOM series input, a DICOM
+Segmentation (`.dcm`) that references the series (`livervae.io.dicom_seg_writer`). A DICOM-SEG cannot be made
+from a NIfTI input (there are no source instances to reference), so that combination is refused before any
+model is loaded. Outputs are written atomically; a summary (liver and tumour volumes, lesion count) is printed
+and an overlay PNG is written next to the output. DICOM input is converted to a temporary NIfTI first (patient
+identifiers are not carried over), so the prediction is on the DICOM series' own grid.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from livervae.bundle import TUMOUR_BUNDLE, BundlePredictor
 from livervae.data.summary import summarise_case
 from livervae.data.validation import check_ct_image
 from livervae.errors import InputError
-from livervae.io.dicom_series import read_dicom_series
+from livervae.io.dicom_seg_writer import write_dicom_seg
+from livervae.io.dicom_series import DicomSeries, read_dicom_series
 from livervae.io.nifti import load_nifti, save_nifti
 from livervae.io.volume import Volume
 from livervae.plots import save_overlay_png
@@ -26,22 +30,29 @@ from livervae.plots import save_overlay_png
 logger = logging.getLogger(__name__)
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
+DICOM_SEG_SUFFIXES = (".dcm",)
 
 
 def overlay_path(output: Path) -> Path:
-    """`<name>.png` next to `<name>.nii.gz`."""
+    """`<name>.png` next to `<name>.nii.gz` or `<name>.dcm`."""
     name = output.name
-    for suffix in (".nii.gz", ".nii"):
+    for suffix in (".nii.gz", ".nii", ".dcm"):
         if name.endswith(suffix):
             name = name[: -len(suffix)]
             break
     return output.with_name(f"{name}.png")
 
 
-def read_input(path: Path, series_uid: str | None = None) -> Volume:
-    """Read a NIfTI CT or a DICOM series folder and check that it is a CT in HU."""
+def read_input(path: Path, series_uid: str | None = None) -> tuple[Volume, DicomSeries | None]:
+    """Read a NIfTI CT or a DICOM series folder and check that it is a CT in HU.
+
+    Returns:
+        The CT, and for DICOM input the series (files, UIDs, geometry) a DICOM-SEG output references.
+    """
+    series = None
     if path.is_dir():
-        volume = read_dicom_series(path, series_uid=series_uid).volume
+        series = read_dicom_series(path, series_uid=series_uid)
+        volume = series.volume
     elif path.is_file() and path.name.endswith(NIFTI_SUFFIXES):
         volume = load_nifti(path)
     elif not path.exists():
@@ -49,7 +60,21 @@ def read_input(path: Path, series_uid: str | None = None) -> Volume:
     else:
         raise InputError(path, "input must be a NIfTI file (.nii, .nii.gz) or a DICOM series folder")
     check_ct_image(volume)
-    return volume
+    return volume, series
+
+
+def check_output_name(source: Path, output: Path) -> None:
+    """Refuse output names LiverVAE cannot write for `source`: not NIfTI or .dcm, or a SEG from a NIfTI input."""
+    if output.name.endswith(DICOM_SEG_SUFFIXES):
+        if source.is_file() or source.name.endswith(NIFTI_SUFFIXES):
+            raise InputError(
+                output,
+                "a DICOM-SEG output needs a DICOM series input (the SEG references its source images); "
+                "give the DICOM folder as input, or write .nii.gz",
+            )
+        return
+    if not output.name.endswith(NIFTI_SUFFIXES):
+        raise InputError(output, "output must end in .nii or .nii.gz (label map) or .dcm (DICOM-SEG)")
 
 
 def infer(
@@ -69,14 +94,14 @@ def infer(
     loaded model across calls; otherwise one is built from `bundle`, `device` and `overrides`.
 
     Raises:
-        InputError: unreadable or non-CT input, or an output name that is not NIfTI.
+        InputError: unreadable or non-CT input, an output name that is neither NIfTI nor .dcm, or a .dcm output
+            for a NIfTI input.
         OutputError: the output cannot be written.
     """
     source, output = Path(input_path), Path(output_path)
-    if not output.name.endswith(NIFTI_SUFFIXES):
-        raise InputError(output, "output must end in .nii or .nii.gz")
+    check_output_name(source, output)
     start = time.perf_counter()
-    image = read_input(source, series_uid)
+    image, series = read_input(source, series_uid)
     predictor = predictor or BundlePredictor(bundle, device=device, overrides=overrides, allow_external=allow_external)
     if source.is_file():
         label = predictor.predict_volume(source, image)
@@ -85,7 +110,11 @@ def infer(
             staged = Path(tmp) / "image.nii"  # uncompressed: written and read once
             save_nifti(image, staged)
             label = predictor.predict_volume(staged, image)
-    save_nifti(label, output)
+    if output.name.endswith(DICOM_SEG_SUFFIXES):
+        assert series is not None  # check_output_name refused NIfTI input
+        write_dicom_seg(label, series, output, bundle=predictor.name, bundle_version=predictor.version)
+    else:
+        save_nifti(label, output)
     summary = summarise_case(image, label.array)
     summary["seconds"] = round(time.perf_counter() - start, 2)
     if overlay:

@@ -107,6 +107,31 @@ def test_real_ct_from_dicom_keeps_the_input_grid(trained, real_case, tmp_path):
     assert out.shape == ref.shape == (512, 512, 119) and np.allclose(out.affine, ref.affine, atol=1e-4)
 
 
+def test_real_ct_from_dicom_to_dicom_seg(trained, real_case, tmp_path, caplog, capsys):
+    import highdicom as hd
+    import pydicom
+
+    from livervae.io.dicom_seg import read_dicom_seg_labels
+    from livervae.io.dicom_series import read_dicom_series
+
+    predictor = BundlePredictor(
+        TUMOUR_BUNDLE, model_path=trained["tumour"], device="cpu", overrides={"active_contour": False}
+    )
+    with caplog.at_level("DEBUG"):
+        summary = infer(real_case / "PATIENT_DICOM", tmp_path / "seg.dcm", predictor=predictor, overlay=False)
+    ct = read_dicom_series(real_case / "PATIENT_DICOM")
+    label = read_dicom_seg_labels(tmp_path / "seg.dcm", ct).array
+    counts = {
+        name: int(np.count_nonzero(label == value)) for value, name in enumerate(("background", "liver", "tumor"))
+    }
+    assert counts == summary["label_voxels"]  # the SEG holds exactly the prediction that was summarised
+    seg = hd.seg.segread(tmp_path / "seg.dcm")
+    assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == ct.series_uid
+    assert seg.get_segment_description(1).algorithm_identification[0].AlgorithmName == "LiverVAE"
+    name = str(pydicom.dcmread(ct.files[0], stop_before_pixels=True).PatientName)
+    assert name and name not in caplog.text + capsys.readouterr().err
+
+
 def test_evaluation_writes_the_report(trained, tmp_path):
     result = evaluate(
         TUMOUR_BUNDLE,
@@ -133,3 +158,58 @@ def test_only_livervae_bundles_run_by_default(tmp_path):
 def test_training_needs_a_prepared_dataset(tmp_path):
     with pytest.raises(InputError, match="no datalist.json"):
         train(LIVER_BUNDLE, tmp_path)
+
+
+def test_monai_label_layout_fits_the_cpu_trained_model(trained, tmp_path):
+    """MONAI Label reads inference.json as is: the generated one must build a network the checkpoint fits."""
+    import shutil
+
+    from monai.bundle import ConfigParser
+
+    from livervae.monailabel_app import prepare_bundle
+
+    source = tmp_path / "src" / TUMOUR_BUNDLE
+    shutil.copytree(bundle_root(TUMOUR_BUNDLE), source, ignore=shutil.ignore_patterns("models", "runs", "eval"))
+    (source / "models").mkdir()
+    shutil.copy(trained["tumour"], source / "models" / "model.pt")
+    destination = tmp_path / "app" / "model" / TUMOUR_BUNDLE
+    prepare_bundle(source, destination, copy_models=True)
+    parser = ConfigParser()
+    parser.read_config(str(destination / "configs" / "inference.json"))
+    parser["network_def"]["dropout"] = 0.2  # as MONAI Label's epistemic scoring does
+    network = parser.get_parsed_content("network_def")
+    state = torch.load(trained["tumour"], weights_only=True)["model"]
+    network.load_state_dict(state, strict=True)
+
+
+def test_training_fine_tunes_the_two_stage_checkpoint_and_validates_without_a_validation_split(trained, tmp_path):
+    """As MONAI Label runs train.json: the stage-2 network starts from the prefixed two-stage checkpoint, and an
+    empty validation list falls back to the training cases."""
+    cases = json.loads((trained["data"] / "datalist.json").read_text())["training"][:1]
+    data = [{k: str(trained["data"] / case[k]) for k in ("image", "label")} for case in cases]
+    workflow = _workflow(
+        TUMOUR_BUNDLE,
+        "train.json",
+        "train",
+        dataset_dir=str(trained["data"]),
+        output_dir=str(tmp_path),
+        ckpt_dir=str(tmp_path / "models"),
+        pretrained_model=str(trained["tumour"]),
+        liver_model_path=str(trained["liver"]),
+        liver_init_filters=8,
+        liver_pixdim=[4.0, 4.0, 4.0],
+        liver_patch_size=[64, 64, 48],
+        pixdim=[2.0, 2.0, 2.0],
+        patch_size=[64, 64, 64],
+        init_filters=8,
+        cache_rate=0.0,
+        **{"train#dataset#data": data, "validate#dataset#data": [], "train#trainer#max_epochs": 1},
+    )
+    loader = workflow.parser.get_parsed_content("train#handlers")[0]
+    loader(workflow.parser.get_parsed_content("train#trainer"))
+    state = torch.load(trained["tumour"], weights_only=True)["model"]
+    network = workflow.parser.get_parsed_content("network")
+    assert all(torch.equal(v, state[f"tumour_net.{k}"]) for k, v in network.state_dict().items())
+    assert len(workflow.parser.get_parsed_content("validate#dataloader").dataset) == 1
+    handler = workflow.parser.get_parsed_content("train#handlers")[2]
+    assert handler.interval == 1  # validation (and so the saved model) even for a one-epoch request

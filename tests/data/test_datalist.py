@@ -42,3 +42,17 @@ def test_inference_and_evaluation_inputs(dataset, tmp_path):
     assert set(evaluation_inputs(dataset, 0)[0]) == {"image", "source_file", "reference_file"}
     with pytest.raises(InputError, match="no NIfTI"):
         inference_inputs(tmp_path)
+
+
+def test_empty_validation_falls_back_to_the_training_cases(caplog):
+    from monai.data import Dataset
+
+    from livervae.data.datalist import validation_or_training
+
+    training = [{"image": 1.0}, {"image": 2.0}]
+    real = Dataset([{"image": 3.0}])
+    assert validation_or_training(real, training, None) is real
+    with caplog.at_level("WARNING"):
+        fallback = validation_or_training(Dataset([]), training, lambda d: {"image": d["image"] * 10})
+    assert [item["image"] for item in fallback] == [10.0, 20.0]
+    assert "validating on the 2 training case(s)" in caplog.text

@@ -72,6 +72,14 @@ def test_resume_continues_from_the_last_epoch_and_stretches_the_schedule(tmp_pat
     assert epochs == [1, 2, 3, 4]
 
 
+def test_a_finished_run_is_not_resumed(tmp_path):
+    _run(tmp_path, 3)
+    resumed, epochs, _, _ = _run(tmp_path, 3)  # e.g. a second MONAI Label training request of the same length
+    assert resumed.endswith("checkpoint_epoch=3.pt") and epochs == [1, 2, 3]
+    resumed, epochs, _, _ = _run(tmp_path, 1)  # shorter than the checkpoint: resuming would fail in MONAI
+    assert epochs == [1] and sorted(p.name for p in tmp_path.glob("*.pt")) == ["checkpoint_epoch=1.pt"]
+
+
 def test_settings_are_checked(tmp_path):
     torch.save({"model": {}, "settings": SettingsRecord(pixdim=[4.0, 4.0, 4.0]).state_dict()}, tmp_path / "m.pt")
     check_settings(tmp_path / "m.pt", {"pixdim": [4, 4, 4], "not_recorded": 1})

@@ -63,3 +63,48 @@ def test_no_liver_means_no_tumour_run(caplog):
 def test_window_matches_scale_intensity_range():
     x = torch.tensor([-300.0, -200.0, 25.0, 250.0, 400.0])
     assert torch.allclose(window(x, -200, 250), torch.tensor([0.0, 0.0, 0.5, 1.0, 1.0]))
+
+
+def _stage():
+    from livervae.networks import SegResNetVAEWithHeads
+
+    torch.manual_seed(0)
+    return SegResNetVAEWithHeads(
+        input_image_size=(16, 16, 16), init_filters=8, out_channels=2, blocks_down=(1, 1), blocks_up=(1,)
+    )
+
+
+def test_dropout_switches_on_mc_dropout_in_train_mode_only():
+    plain = _net(_stage(), _stage())
+    net = TwoStageLiverTumourNet(**{**_two_stage_arguments(), "dropout": 0.5})
+    assert set(net.state_dict()) == set(plain.state_dict())  # same checkpoint either way
+    x = _phantom()
+    with torch.no_grad():
+        net.eval()
+        assert torch.equal(net(x), net(x))
+        net.train()
+        first, second = net(x), net(x)
+    assert first.shape == (1, 3, 40, 40, 40) and not torch.equal(first, second)
+    assert not net.liver_net.training and not net.tumour_net.training  # still segmenters, one tensor out
+    assert net.liver_net.dropout.training and net.tumour_net.dropout.training
+
+
+def _two_stage_arguments():
+    return dict(
+        liver_net=_stage(),
+        tumour_net=_stage(),
+        input_spacing=(2.0, 2.0, 2.0),
+        liver_spacing=(4.0, 4.0, 4.0),
+        liver_window=(0.0, 100.0),
+        tumour_window=(0.0, 100.0),
+        liver_roi=(16, 16, 16),
+        tumour_roi=(16, 16, 16),
+        margin_mm=4.0,
+    )
+
+
+def test_dropout_needs_stages_that_can_switch_it_on():
+    import pytest
+
+    with pytest.raises(TypeError, match="cannot switch dropout on"):
+        TwoStageLiverTumourNet(**{**_two_stage_arguments(), "liver_net": BoxLogits(0.3, 0.9), "dropout": 0.2})

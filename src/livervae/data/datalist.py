@@ -87,3 +87,18 @@ def evaluation_inputs(dataset_dir: str | os.PathLike[str], fold: int = 0, split:
         {"image": e["image"], "source_file": e["image"], "reference_file": e["label"]}
         for e in load_fold(dataset_dir, fold, split)
     ]
+
+
+def validation_or_training(dataset: Any, training_data: list[dict[str, Any]], transform: Any) -> Any:
+    """The validation dataset, or, when it is empty, the training cases through the validation transforms.
+
+    MONAI Label splits its labelled studies itself and leaves validation empty below three studies; without
+    validation no metric is computed and no model is saved, so validating on the training cases is the useful
+    fallback (logged, and only ever a fallback).
+    """
+    if len(dataset) > 0:
+        return dataset
+    from monai.data import Dataset
+
+    logger.warning("no validation cases: validating on the %d training case(s)", len(training_data))
+    return Dataset(training_data, transform=transform)

@@ -100,8 +100,10 @@ def enable_resume(
 
     The checkpoint holds `objects` (network, optimizer, scheduler, scaler...) plus the trainer's epoch and
     iteration, so a run killed at any point restarts at the last finished epoch and still ends after
-    `max_epochs`. Attached after the trainer is built because the trainer cannot reference handlers that
-    reference it. Only the newest checkpoint is kept (written atomically by Ignite).
+    `max_epochs`. A checkpoint whose epoch has already reached this run's `max_epochs` belongs to a finished run:
+    it is not resumed (which would end at once, or fail for a shorter run) and the run starts fresh; this is what
+    repeated MONAI Label training requests need. Attached after the trainer is built because the trainer cannot
+    reference handlers that reference it. Only the newest checkpoint is kept (written atomically by Ignite).
 
     Args:
         trainer: the training engine.
@@ -111,7 +113,7 @@ def enable_resume(
         device: map_location for loading.
 
     Returns:
-        The checkpoint resumed from, or None.
+        The checkpoint to resume from (unless its run turns out to be finished when training starts), or None.
     """
     folder = Path(folder)
     if not resume and folder.is_dir() and idist.get_rank() == 0:
@@ -124,10 +126,26 @@ def enable_resume(
     trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda _: _remove_stale(stale))
     latest = latest_checkpoint(folder) if resume else None
     if latest is not None:
-        logger.info("resuming from %s", latest)
-        CheckpointLoader(load_path=latest, load_dict=to_save, map_location=device).attach(trainer)
-        trainer.add_event_handler(Events.STARTED, _match_schedule_length, objects)
+        loader = CheckpointLoader(load_path=latest, load_dict=to_save, map_location=device)
+        trainer.add_event_handler(Events.STARTED, _resume_unfinished, loader, latest, objects)
     return latest
+
+
+def _resume_unfinished(engine: Engine, loader: CheckpointLoader, path: str, objects: dict[str, Any]) -> None:
+    """At STARTED (when the run's max_epochs is known): resume from `path` unless its run had finished."""
+    match = _EPOCH.search(Path(path).name)
+    epoch = int(match.group(1)) if match else 0
+    if engine.state.max_epochs is not None and epoch >= engine.state.max_epochs:
+        logger.info(
+            "%s is the end of a finished run (epoch %d, this run has max_epochs %d): starting fresh",
+            path,
+            epoch,
+            engine.state.max_epochs,
+        )
+        return
+    logger.info("resuming from %s", path)
+    loader(engine)
+    _match_schedule_length(engine, objects)
 
 
 def enable_early_stopping(evaluator: Engine, trainer: Engine, patience: int, metric: str) -> EarlyStopHandler | None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
+from monai.networks.layers.factories import Dropout
 from monai.networks.nets import SegResNetVAE
 from torch import nn
 
@@ -66,6 +67,18 @@ class SegResNetVAEWithHeads(SegResNetVAE):
             if severity_head
             else None
         )
+
+    def set_dropout(self, probability: float | None) -> None:
+        """Switch the encoder's dropout (after the first convolution, as `dropout_prob` does) on or off.
+
+        For networks built without dropout whose weights already exist, e.g. epistemic scoring (MC dropout) of a
+        trained stage inside `TwoStageLiverTumourNet`. Dropout has no weights, so the state dict is unchanged.
+        """
+        self.dropout_prob = probability
+        if probability is not None:
+            self.dropout = Dropout[Dropout.DROPOUT, self.spatial_dims](probability)
+        elif hasattr(self, "dropout"):
+            del self.dropout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | SegResNetVAEOutput:  # type: ignore[override]
         """Segment `x`; in training mode also return the VAE loss and the severity prediction."""

@@ -14,6 +14,10 @@ tumour model's (fine) grid; the network
    keeps the largest liver-plus-tumour component, which removes tumour found outside the liver.
 
 Both stage networks are submodules, so one state dict (`liver_net.*`, `tumour_net.*`) holds all weights.
+
+The module only ever segments: in `train()` mode the stages still run as segmenters and only their dropout
+layers become active (Monte Carlo dropout). MONAI Label's epistemic scoring builds the network with
+`dropout=p` and calls it in train mode to sample predictions.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ class TwoStageLiverTumourNet(nn.Module):
         margin_mm: margin around the liver's bounding box for the crop.
         sw_batch_size: windows per forward pass.
         overlap: sliding-window overlap.
+        dropout: dropout probability switched on in both stages (None keeps them as built), for MC dropout.
     """
 
     def __init__(
@@ -68,10 +73,16 @@ class TwoStageLiverTumourNet(nn.Module):
         margin_mm: float = 10.0,
         sw_batch_size: int = 2,
         overlap: float = 0.25,
+        dropout: float | None = None,
     ) -> None:
         super().__init__()
         self.liver_net = liver_net
         self.tumour_net = tumour_net
+        if dropout is not None:
+            for net in (liver_net, tumour_net):
+                if not hasattr(net, "set_dropout"):
+                    raise TypeError(f"{type(net).__name__} cannot switch dropout on (needs set_dropout)")
+                net.set_dropout(dropout)
         self.input_spacing = np.asarray(input_spacing, dtype=float)
         self.liver_spacing = np.asarray(liver_spacing, dtype=float)
         self.liver_window = tuple(float(v) for v in liver_window)
@@ -81,6 +92,16 @@ class TwoStageLiverTumourNet(nn.Module):
         self.margin_mm = float(margin_mm)
         self.sw_batch_size = int(sw_batch_size)
         self.overlap = float(overlap)
+
+    def train(self, mode: bool = True) -> "TwoStageLiverTumourNet":
+        """Set the mode; the stages stay segmenters (eval) and only their dropout layers follow `mode`."""
+        super().train(mode)
+        for net in (self.liver_net, self.tumour_net):
+            net.eval()
+            for module in net.modules():
+                if isinstance(module, nn.modules.dropout._DropoutNd):
+                    module.train(mode)
+        return self
 
     def _sliding(self, x: torch.Tensor, net: nn.Module, roi: tuple[int, ...]) -> torch.Tensor:
         return sliding_window_inference(
