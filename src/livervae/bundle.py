@@ -135,8 +135,36 @@ def train(
         settings["max_epochs"] = epochs
     if device is not None:
         settings["device"] = f"$torch.device('{device}')"
+    _refuse_finished_run(root, settings)
     run_workflow(root, ["train.json"], "train", settings)
     return Path(settings.get("ckpt_dir", root / "models")) / "model.pt"
+
+
+def _refuse_finished_run(root: Path, settings: dict[str, Any]) -> None:
+    """Refuse to rerun a finished training in the same run folder.
+
+    The bundles start a finished run afresh (what repeated MONAI Label requests need), which from the command line
+    would quietly retrain and overwrite the best model of the finished run.
+    """
+    from livervae.engines.checkpoints import checkpoint_epoch, latest_checkpoint
+
+    if settings.get("resume") is False:
+        return
+    latest = latest_checkpoint(Path(settings["output_dir"]) / "checkpoints")
+    if latest is None:
+        return
+    max_epochs = settings.get("max_epochs")
+    if max_epochs is None:
+        parser = ConfigParser()
+        parser.read_config(_config_files(root, ["train.json"]))
+        max_epochs = parser.get("max_epochs")
+    done = checkpoint_epoch(latest)
+    if isinstance(max_epochs, int) and done >= max_epochs:
+        raise InputError(
+            settings["output_dir"],
+            f"this run already finished {done} epoch(s); pass --epochs above {done} to continue it, "
+            "or another --output to train again",
+        )
 
 
 def evaluate(

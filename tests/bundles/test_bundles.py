@@ -213,3 +213,12 @@ def test_training_fine_tunes_the_two_stage_checkpoint_and_validates_without_a_va
     assert len(workflow.parser.get_parsed_content("validate#dataloader").dataset) == 1
     handler = workflow.parser.get_parsed_content("train#handlers")[2]
     assert handler.interval == 1  # validation (and so the saved model) even for a one-epoch request
+
+
+def test_a_finished_run_is_not_retrained_over(trained, tmp_path):
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "checkpoint_epoch=3.pt").write_bytes(b"")
+    with pytest.raises(InputError, match="already finished 3 epoch"):
+        train(LIVER_BUNDLE, trained["data"], epochs=3, output_dir=tmp_path, preset="cpu")
+    with pytest.raises(InputError, match="already finished 3 epoch"):
+        train(LIVER_BUNDLE, trained["data"], epochs=2, output_dir=tmp_path, preset="cpu")

@@ -31,6 +31,12 @@ def latest_checkpoint(folder: str | os.PathLike[str]) -> str | None:
     return str(max(found)[1]) if found else None
 
 
+def checkpoint_epoch(path: str | os.PathLike[str]) -> int:
+    """The epoch N of a `*checkpoint_epoch=N.pt` file name (0 when the name carries none)."""
+    match = _EPOCH.search(Path(path).name)
+    return int(match.group(1)) if match else 0
+
+
 def load_model_weights(
     network: nn.Module, path: str | os.PathLike[str], key: str = "model", strict: bool = True
 ) -> nn.Module:
@@ -133,8 +139,7 @@ def enable_resume(
 
 def _resume_unfinished(engine: Engine, loader: CheckpointLoader, path: str, objects: dict[str, Any]) -> None:
     """At STARTED (when the run's max_epochs is known): resume from `path` unless its run had finished."""
-    match = _EPOCH.search(Path(path).name)
-    epoch = int(match.group(1)) if match else 0
+    epoch = checkpoint_epoch(path)
     if engine.state.max_epochs is not None and epoch >= engine.state.max_epochs:
         logger.info(
             "%s is the end of a finished run (epoch %d, this run has max_epochs %d): starting fresh",
