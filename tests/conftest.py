@@ -46,8 +46,7 @@ def small_phantom() -> tuple[Volume, Volume, object]:
     return generate_case(0, 0, PhantomConfig.small())
 
 
-@pytest.fixture()
-def ct_volume() -> Volume:
+def small_ct_volume() -> Volume:
     """A tiny CT-like volume (air, soft tissue, bone) with an LPS affine and anisotropic spacing."""
     rng = np.random.default_rng(7)
     array = np.full((24, 20, 8), -1000, dtype=np.int16)
@@ -56,6 +55,21 @@ def ct_volume() -> Volume:
     affine = np.diag([-0.9, -0.9, 2.5, 1.0])
     affine[:3, 3] = [120.0, 80.0, -40.0]
     return Volume(array=array, affine=affine, source="synthetic")
+
+
+def small_labelled_ct(ct: Volume) -> tuple[Volume, Volume]:
+    """`ct` with a block liver (label 1) holding two separate lesions (label 2)."""
+    label = np.zeros(ct.shape, dtype=np.uint8)
+    label[5:18, 4:16, 1:7] = 1
+    label[6:9, 5:8, 2:4] = 2
+    label[13:16, 11:14, 4:6] = 2
+    return ct, Volume(label, ct.affine.copy(), "label")
+
+
+@pytest.fixture()
+def ct_volume() -> Volume:
+    """A tiny CT-like volume (air, soft tissue, bone) with an LPS affine and anisotropic spacing."""
+    return small_ct_volume()
 
 
 # Helpers shared by several test modules live next to this file; importlib import mode needs the path.
@@ -67,11 +81,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 @pytest.fixture()
 def labelled_ct(ct_volume) -> tuple[Volume, Volume]:
     """`ct_volume` with a block liver (label 1) holding two separate lesions (label 2)."""
-    label = np.zeros(ct_volume.shape, dtype=np.uint8)
-    label[5:18, 4:16, 1:7] = 1
-    label[6:9, 5:8, 2:4] = 2
-    label[13:16, 11:14, 4:6] = 2
-    return ct_volume, Volume(label, ct_volume.affine.copy(), "label")
+    return small_labelled_ct(ct_volume)
 
 
 QUICK_TRAINING = {"val_interval": 1, "num_samples": 1, "cache_rate": 0.0}

@@ -93,6 +93,21 @@ def _config_files(root: Path, names: list[str]) -> list[str]:
     return [str(root / "configs" / name) for name in names]
 
 
+def _require_properties(workflow: ConfigWorkflow, root: Path, configs: list[str]) -> None:
+    """Refuse a bundle whose configs lack a key MONAI's workflow contract requires, before anything runs."""
+    from monai.utils import BundleProperty, BundlePropertyConfig
+
+    missing = [
+        str(prop[BundlePropertyConfig.ID]).replace("::", "#")
+        for prop in workflow.properties.values()
+        if prop.get(BundleProperty.REQUIRED) and prop[BundlePropertyConfig.ID] not in workflow.parser
+    ]
+    if missing:
+        raise InputError(
+            root / "configs" / configs[-1], f"bundle config lacks required key(s) {', '.join(sorted(missing))}"
+        )
+
+
 def run_workflow(root: Path, configs: list[str], workflow_type: str, overrides: dict[str, Any]) -> ConfigWorkflow:
     """Initialise, run and finalise a bundle workflow with `overrides`; return it for inspection."""
     workflow = ConfigWorkflow(
@@ -103,6 +118,7 @@ def run_workflow(root: Path, configs: list[str], workflow_type: str, overrides: 
         bundle_root=str(root),
         **overrides,
     )
+    _require_properties(workflow, root, configs)
     workflow.initialize()
     workflow.run()
     workflow.finalize()

@@ -133,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     infer.add_argument("--bundle", default="liver_tumor_ct_segmentation", help=bundle_names)
     infer.add_argument("--series-uid", help="SeriesInstanceUID when the DICOM folder holds several series")
     infer.add_argument("--device", help="cpu, cuda, ...")
+    infer.add_argument("--model", type=Path, help="weights to use (default: the bundle's models/model.pt)")
     infer.add_argument("--no-overlay", action="store_true", help="do not write the overlay PNG")
     _add_bundle_options(infer, preset=False)
 
@@ -231,6 +232,7 @@ def _run(args: argparse.Namespace) -> int:
             device=args.device,
             overlay=not args.no_overlay,
             overrides=_overrides(args.set),
+            model_path=args.model,
             allow_external=args.allow_external_bundle,
         )
         print(format_summary(summary))
@@ -254,6 +256,18 @@ def _run(args: argparse.Namespace) -> int:
     raise AssertionError(f"unhandled command {args.command}")
 
 
+def livervae_cause(exc: BaseException) -> LiverVAEError | None:
+    """The LiverVAE error `exc` is or was raised from (through `__cause__` / `__context__`), if any."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, LiverVAEError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `livervae` console script; returns the process exit status.
 
@@ -270,8 +284,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("highdicom").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     try:
         return _run(args)
-    except LiverVAEError as exc:
-        print(f"livervae: error: {exc}", file=sys.stderr)
+    except Exception as exc:
+        # MONAI's transforms and engines wrap errors raised inside a pipeline (e.g. an empty liver met while
+        # cropping) in RuntimeError; the user still gets the one sentence naming the file.
+        cause = livervae_cause(exc)
+        if cause is None:
+            raise
+        print(f"livervae: error: {cause}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("livervae: interrupted; no partial output was kept", file=sys.stderr)

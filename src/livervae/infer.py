@@ -87,6 +87,7 @@ def infer(
     overlay: bool = True,
     overrides: dict[str, Any] | None = None,
     allow_external: bool = False,
+    model_path: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Segment one CT and write its label map to `output_path`; return the case summary.
 
@@ -102,7 +103,9 @@ def infer(
     check_output_name(source, output)
     start = time.perf_counter()
     image, series = read_input(source, series_uid)
-    predictor = predictor or BundlePredictor(bundle, device=device, overrides=overrides, allow_external=allow_external)
+    predictor = predictor or BundlePredictor(
+        bundle, model_path=model_path, device=device, overrides=overrides, allow_external=allow_external
+    )
     if source.is_file():
         label = predictor.predict_volume(source, image)
     else:

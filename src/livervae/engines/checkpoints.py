@@ -11,6 +11,7 @@ from typing import Any
 import ignite.distributed as idist
 import torch
 from ignite.engine import Engine, Events
+from ignite.handlers import DiskSaver
 from monai.handlers import CheckpointLoader, CheckpointSaver, EarlyStopHandler
 from torch import nn
 
@@ -21,8 +22,51 @@ logger = logging.getLogger(__name__)
 _EPOCH = re.compile(r"checkpoint_epoch=(\d+)\.pt$")
 
 
+class _AtomicDiskSaver(DiskSaver):
+    """Ignite's DiskSaver, atomic, with an optional fixed file name, removing replaced files only afterwards.
+
+    Ignite's `Checkpoint` removes the file a new checkpoint replaces *before* writing the new one, so a process
+    killed in between has neither. Removals are deferred here until the new file is complete, and skipped when the
+    new file has the same name (the atomic rename already replaced it).
+    """
+
+    def __init__(self, dirname: str | os.PathLike[str], filename: str | None = None) -> None:
+        super().__init__(dirname=dirname, require_empty=False, atomic=True)
+        self.filename = filename
+        self._pending: list[str] = []
+
+    def __call__(self, checkpoint: Any, filename: str, metadata: Any = None) -> None:
+        target = self.filename or filename
+        super().__call__(checkpoint, target, metadata)
+        for old in self._pending:
+            if old != target:
+                super().remove(old)
+        self._pending = []
+
+    def remove(self, filename: str) -> None:
+        self._pending.append(self.filename or filename)
+
+
+class AtomicCheckpointSaver(CheckpointSaver):
+    """MONAI's CheckpointSaver, writing every file under a temporary name and renaming it when complete.
+
+    MONAI turns Ignite's atomic saving off (older Ignite left such files readable by their owner only; Ignite 0.5
+    adds group/other read back), and Ignite removes a replaced checkpoint before writing its successor. Either way a
+    process killed while saving loses the best `model.pt` or the resume checkpoint. Here every file is written
+    atomically and replaced files are removed only once their successor is complete. Same arguments as
+    `CheckpointSaver`.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for checkpoint in (self._final_checkpoint, self._key_metric_checkpoint, self._interval_checkpoint):
+            if checkpoint is not None:
+                handler = checkpoint.save_handler
+                checkpoint.save_handler = _AtomicDiskSaver(handler.dirname, getattr(handler, "filename", None))
+
+
 def latest_checkpoint(folder: str | os.PathLike[str]) -> str | None:
-    """The `*checkpoint_epoch=N.pt` file with the highest N in `folder` (written by MONAI's CheckpointSaver), or
+    """The `*checkpoint_epoch=N.pt` file with the highest N in `folder` (written by `enable_resume`), or
     None when there is none, so training starts fresh."""
     folder = Path(folder)
     if not folder.is_dir():
@@ -109,7 +153,8 @@ def enable_resume(
     `max_epochs`. A checkpoint whose epoch has already reached this run's `max_epochs` belongs to a finished run:
     it is not resumed (which would end at once, or fail for a shorter run) and the run starts fresh; this is what
     repeated MONAI Label training requests need. Attached after the trainer is built because the trainer cannot
-    reference handlers that reference it. Only the newest checkpoint is kept (written atomically by Ignite).
+    reference handlers that reference it. Only the newest checkpoint is kept, written atomically
+    (`AtomicCheckpointSaver`).
 
     Args:
         trainer: the training engine.
@@ -127,7 +172,7 @@ def enable_resume(
             logger.info("starting fresh: removing %s", path)
             path.unlink()
     to_save = {**objects, "trainer": trainer}
-    CheckpointSaver(save_dir=str(folder), save_dict=to_save, save_interval=1, n_saved=1).attach(trainer)
+    AtomicCheckpointSaver(save_dir=str(folder), save_dict=to_save, save_interval=1, n_saved=1).attach(trainer)
     stale = [path for _, path in _rolling_checkpoints(folder)] if folder.is_dir() else []
     trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda _: _remove_stale(stale))
     latest = latest_checkpoint(folder) if resume else None

@@ -19,7 +19,7 @@ import SimpleITK as sitk
 from pydicom.errors import InvalidDicomError
 
 from livervae.errors import InputError
-from livervae.io.volume import Volume, as_compact_ct
+from livervae.io.volume import Volume, as_compact_ct, require_size_within_limit
 
 logger = logging.getLogger(__name__)
 
@@ -336,6 +336,7 @@ def read_dicom_series(
             folder, f"series {uid} has Modality {headers[0].modality or 'missing'!r}, expected {modality!r}"
         )
     headers = sort_and_check_geometry(folder, headers)
+    require_size_within_limit((headers[0].rows, headers[0].columns, len(headers)), str(folder))
     files = [h.path for h in headers]
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames([str(f) for f in files])

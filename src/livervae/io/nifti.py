@@ -10,7 +10,7 @@ import numpy as np
 
 from livervae.errors import InputError
 from livervae.io.atomic import atomic_path
-from livervae.io.volume import Volume, require_3d, require_finite
+from livervae.io.volume import Volume, require_3d, require_finite, require_size_within_limit
 
 
 def load_nifti(path: str | os.PathLike[str]) -> Volume:
@@ -23,6 +23,10 @@ def load_nifti(path: str | os.PathLike[str]) -> Volume:
         raise InputError(path, "file not found")
     try:
         img = nib.load(str(path))
+    except Exception as exc:  # nibabel raises many types for corrupt files
+        raise InputError(path, f"cannot read as NIfTI ({type(exc).__name__}: {exc})") from exc
+    require_size_within_limit(img.shape, str(path))
+    try:
         array = np.asanyarray(img.dataobj)
     except Exception as exc:  # nibabel raises many types for corrupt files
         raise InputError(path, f"cannot read as NIfTI ({type(exc).__name__}: {exc})") from exc

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from dataclasses import dataclass, field
 
 import nibabel as nib
@@ -61,6 +63,36 @@ def describe_grid_difference(a: Volume, b: Volume) -> str:
         return f"spacing {np.round(b.spacing, 4).tolist()} differs from {np.round(a.spacing, 4).tolist()}"
     max_diff = float(np.max(np.abs(a.affine - b.affine)))
     return f"affine differs by up to {max_diff:.4g} mm (origin or orientation)"
+
+
+MAX_VOXELS_ENV = "LIVERVAE_MAX_VOXELS"
+DEFAULT_MAX_VOXELS = 1 << 30  # a 1024^3 volume: 2 GiB as int16, and several copies of it in float32 downstream
+
+
+def max_voxels() -> int:
+    """The largest volume (in voxels) LiverVAE reads: $LIVERVAE_MAX_VOXELS, else 2^30."""
+    raw = os.environ.get(MAX_VOXELS_ENV)
+    if raw is None:
+        return DEFAULT_MAX_VOXELS
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InputError(None, f"{MAX_VOXELS_ENV} must be a whole number of voxels, got {raw!r}") from None
+    if value < 1:
+        raise InputError(None, f"{MAX_VOXELS_ENV} must be positive, got {value}")
+    return value
+
+
+def require_size_within_limit(shape: tuple[int, ...], source: str) -> None:
+    """Refuse a volume whose voxel count exceeds `max_voxels()`, before its data is read."""
+    count = int(np.prod([int(s) for s in shape], dtype=np.float64))
+    limit = max_voxels()
+    if count > limit:
+        raise InputError(
+            source,
+            f"volume of shape {tuple(int(s) for s in shape)} has {count:,} voxels, above the limit of {limit:,} "
+            f"(raise it with {MAX_VOXELS_ENV})",
+        )
 
 
 def require_3d(array: np.ndarray, source: str) -> np.ndarray:
