@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+from monai.losses import DiceLoss
 
 from livervae.losses import SegVAELoss
 
@@ -25,3 +26,16 @@ def test_terms_and_total():
 def test_unknown_segmentation_loss():
     with pytest.raises(ValueError, match="dice_ce"):
         SegVAELoss("tversky")
+
+
+def test_batch_dice_pools_the_batch():
+    logits = torch.zeros(2, 2, 4, 4, 4)
+    logits[:, 1] = -1.0  # P(tumour) about 0.27 everywhere
+    label = torch.zeros(2, 1, 4, 4, 4)
+    label[0, 0, :2] = 1  # tumour in the first sample only
+    pooled = SegVAELoss(batch_dice=True)(logits, label)["seg"]
+    per_sample = SegVAELoss(batch_dice=False)(logits, label)["seg"]
+    assert float(pooled) < float(per_sample)
+    ce = torch.nn.functional.cross_entropy(logits, label[:, 0].long())
+    dice = DiceLoss(to_onehot_y=True, softmax=True, include_background=False, batch=True)(logits, label)
+    assert float(pooled) == pytest.approx(float(ce + dice), rel=1e-5)

@@ -23,6 +23,9 @@ class SegVAELoss(nn.Module):
         vae_weight: weight of the VAE loss (0 disables its gradient contribution).
         severity_weight: weight of the weak-supervision term (0 disables it).
         include_background: passed to the Dice part.
+        batch_dice: compute Dice over the whole batch rather than per sample (nnU-Net's choice): a patch
+            without tumour then does not pull every voxel's tumour probability towards zero on its own, which
+            held small-lesion training at a uniform low probability.
     """
 
     def __init__(
@@ -31,11 +34,17 @@ class SegVAELoss(nn.Module):
         vae_weight: float = 0.1,
         severity_weight: float = 0.0,
         include_background: bool = False,
+        batch_dice: bool = False,
     ) -> None:
         super().__init__()
         if segmentation not in SEGMENTATION_LOSSES:
             raise ValueError(f"segmentation loss must be one of {SEGMENTATION_LOSSES}, got {segmentation!r}")
-        common = {"to_onehot_y": True, "softmax": True, "include_background": include_background}
+        common = {
+            "to_onehot_y": True,
+            "softmax": True,
+            "include_background": include_background,
+            "batch": batch_dice,
+        }
         self.segmentation = DiceCELoss(**common) if segmentation == "dice_ce" else DiceFocalLoss(**common)
         self.vae_weight = float(vae_weight)
         self.severity_weight = float(severity_weight)
