@@ -249,7 +249,7 @@ class BundlePredictor:
 
 
 def record_eval_metrics(
-    name: str, summary: dict[str, Any], dataset_dir: str | os.PathLike[str], fold: int, split: str
+    name: str, summary: dict[str, Any], dataset_dir: Any, fold: int | str, split: str
 ) -> Path:
     """Write an evaluation's headline metrics into the bundle's metadata.json `eval_metrics` (atomically).
 
@@ -264,14 +264,28 @@ def record_eval_metrics(
     root = bundle_root(name)
     path = root / "configs" / "metadata.json"
     metadata = json.loads(path.read_text(encoding="utf-8"))
+    from livervae.data.cohort import dataset_dirs
+
     keys = ("liver_dice_mean", "tumour_dice_mean", "tumour_dice_global", "liver_hd95_mm_mean", "tumour_hd95_mm_mean")
-    metrics = {k: round(float(summary[k]), 4) for k in keys if k in summary and not math.isnan(float(summary[k]))}
+    keys += ("auc_pooled",)
+    metrics = {
+        k: round(float(summary[k]), 4)
+        for k in keys
+        if summary.get(k) is not None and not math.isnan(float(summary[k]))
+    }
+    folds = summary.get("folds", {})
+    aucs = [f["auc"] for f in folds.values() if f.get("auc") is not None]
+    if aucs:
+        metrics["auc_fold_mean"] = round(float(sum(aucs) / len(aucs)), 4)
+        metrics["auc_fold_min"] = round(float(min(aucs)), 4)
     lesions = summary.get("lesions", {})
     for key in ("recall", "precision"):
         value = lesions.get(key)
         if value is not None and not math.isnan(float(value)):
             metrics[f"lesion_{key}"] = round(float(value), 4)
     metadata["eval_metrics"] = metrics
-    metadata["eval_data"] = f"{Path(dataset_dir).name}, fold {fold}, split {split}, {summary.get('cases')} case(s)"
+    names = "+".join(p.name for p in dataset_dirs(dataset_dir))
+    count = f"{summary['cases']} case(s)" if "cases" in summary else f"{len(folds)} fold(s)"
+    metadata["eval_data"] = f"{names}, fold {fold}, split {split}, {count}"
     write_json_atomic(path, metadata)
     return path

@@ -1,6 +1,7 @@
 """MONAI-style dictionary transforms LiverVAE needs beyond MONAI's own."""
 
 from livervae.transforms.active_contour import ActiveContourd
+from livervae.transforms.intensity import LiverReferencedIntensityd
 from livervae.transforms.liver_roi import LiverROICropd, liver_bounding_box
 from livervae.transforms.morphology import BinaryClosingd, binary_closing
 from livervae.transforms.patch_targets import PatchTargetsd, tumour_centre
@@ -11,6 +12,7 @@ __all__ = [
     "ActiveContourd",
     "BinaryClosingd",
     "LiverROICropd",
+    "LiverReferencedIntensityd",
     "PatchTargetsd",
     "RemoveSmallTumoursd",
     "Severityd",
