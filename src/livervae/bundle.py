@@ -120,16 +120,9 @@ def run_workflow(root: Path, configs: list[str], workflow_type: str, overrides: 
         bundle_root=str(root),
         **overrides,
     )
-    from monai.data import get_track_meta, set_track_meta
-
-    tracking = get_track_meta()
-    try:
-        workflow.initialize()
-        workflow.run()
-        workflow.finalize()
-    finally:
-        # The patch bundles switch MONAI's metadata tracking off for their (plain-tensor) patch pipelines.
-        set_track_meta(tracking)
+    workflow.initialize()
+    workflow.run()
+    workflow.finalize()
     return workflow
 
 

@@ -39,8 +39,9 @@ def test_eval_is_deterministic_and_sampling_gives_a_variance():
     assert torch.equal(net(x), net(x))
     sampled = net.predict(x, n_samples=8)
     assert float(sampled["variance"].min()) >= 0 and float(sampled["variance"].max()) > 0
+    assert torch.allclose(sampled["probability"], torch.softmax(net(x), 1)[:, 1])  # the score is at z = mu
     single = net.predict(x, n_samples=1)
-    assert torch.allclose(single["probability"], torch.softmax(net(x), 1)[:, 1]) and not single["variance"].any()
+    assert torch.equal(single["probability"], sampled["probability"]) and not single["variance"].any()
     assert sampled["mask"].shape == (6, 1, 8, 8) and sampled["coords"].shape == (6, 2)
     net.train()
     net.predict(x)

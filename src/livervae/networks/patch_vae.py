@@ -13,7 +13,8 @@ the same shape that reads the *detached* latent: the segmentation loss then trai
 shapes the latent, which stays purely generative (reconstruction + KL).
 
 `forward` returns the classifier logits (B, 2), so MONAI inferers, evaluators and `verify_net_in_out` see one
-tensor; `vae_forward` returns everything for pre-training; `predict` samples z for the uncertainty.
+tensor; `vae_forward` returns everything for pre-training; `predict` gives the probability at z = mu and its
+variance over samples of z (the uncertainty).
 """
 
 from __future__ import annotations
@@ -177,9 +178,9 @@ class PatchVAE(nn.Module):
     def predict(self, x: torch.Tensor, n_samples: int = 16) -> dict[str, torch.Tensor]:
         """Tumour probability with its uncertainty, mask and centre, in eval mode.
 
-        The probability is the mean of softmax over `n_samples` draws of z ~ q(z | x) and the uncertainty their
-        variance (with `n_samples` 0 or 1: the probability at z = mu and variance 0). Mask and centre come from
-        z = mu.
+        The probability is the classifier's at z = mu (what `forward` gives in eval mode and what validation
+        scores); the uncertainty is the variance of the probability over `n_samples` draws z ~ q(z | x) (0 with
+        `n_samples` below 2). Mask and centre come from z = mu.
 
         Returns:
             "probability" (B,), "variance" (B,), "mask" (B, 1, p, p) in [0, 1], "coords" (B, 2).
@@ -188,13 +189,11 @@ class PatchVAE(nn.Module):
         self.eval()
         try:
             mu, logvar = self.encode(x)
+            probability = torch.softmax(self.classify(mu), dim=1)[:, 1]
             if n_samples > 1:
-                draws = torch.stack(
-                    [torch.softmax(self.classify(self.reparameterise(mu, logvar)), dim=1)[:, 1] for _ in range(n_samples)]
-                )
-                probability, variance = draws.mean(dim=0), draws.var(dim=0, unbiased=False)
+                draws = [torch.softmax(self.classify(self.reparameterise(mu, logvar)), dim=1)[:, 1] for _ in range(n_samples)]
+                variance = torch.stack(draws).var(dim=0, unbiased=False)
             else:
-                probability = torch.softmax(self.classify(mu), dim=1)[:, 1]
                 variance = torch.zeros_like(probability)
             _, mask_logits, coords = self.decode(mu)
             return {"probability": probability, "variance": variance, "mask": torch.sigmoid(mask_logits), "coords": coords}
