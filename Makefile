@@ -25,13 +25,15 @@ DEVICE ?=
 PRESET ?= default
 INPUT ?=
 OUTPUT ?=
+LIVER_MASK ?=
+FOLDS ?=
 # demo
 DEMO_OUT ?= runs/demo
 # pytest
 PYTEST_ARGS ?=
 LINT_PATHS := src tests data_prep $(wildcard benchmarks bundles/*/scripts)
 
-.PHONY: help install preprocess phantom train eval infer demo test test-slow test-all lint format clean
+.PHONY: help install preprocess phantom train eval infer cv bench-patch-vae demo test test-slow test-all lint format clean
 
 help:
 	@echo "make install                     create $(VENV) with pinned dependencies (idempotent)"
@@ -44,8 +46,13 @@ help:
 	@echo "make train BUNDLE=<name> DATA=<dataset> [FOLD=k] [EPOCHS=n] [DEVICE=cuda] [PRESET=cpu]"
 	@echo "                                 bundles: liver_ct_segmentation (stage 1, train first),"
 	@echo "                                          liver_tumor_ct_segmentation (stage 2 + whole chain)"
+	@echo "                                          liver_tumor_patch_vae_classification (patch VAE),"
+	@echo "                                          liver_tumor_unet_segmentation (its U-Net baselines);"
+	@echo "                                 the patch bundles take DATA=<dataset>:<dataset>:... (one cohort)"
 	@echo "make eval BUNDLE=<name> DATA=<dataset> [FOLD=k]"
-	@echo "make infer INPUT=<nifti file | DICOM folder> OUTPUT=<file.nii.gz>"
+	@echo "make infer INPUT=<nifti file | DICOM folder> OUTPUT=<file.nii.gz> [BUNDLE=<name> LIVER_MASK=<nifti>]"
+	@echo "make cv BUNDLE=<patch bundle> DATA=<dataset>:<dataset> [FOLDS='0 1'] [EPOCHS=n]   leave-one-patient-out"
+	@echo "make bench-patch-vae [ARGS='--device cuda ...']  patch VAE vs U-Nets on the same folds (CPU: --quick)"
 	@echo "make lint | format | clean"
 
 install: $(STAMP)
@@ -76,7 +83,17 @@ eval: install
 
 infer: install
 	@test -n "$(INPUT)" -a -n "$(OUTPUT)" || { echo "usage: make infer INPUT=<nifti|dicom dir> OUTPUT=<out.nii.gz>"; exit 2; }
-	$(LIVERVAE) infer -i "$(INPUT)" -o "$(OUTPUT)" --bundle $(BUNDLE) $(if $(DEVICE),--device $(DEVICE)) $(ARGS)
+	$(LIVERVAE) infer -i "$(INPUT)" -o "$(OUTPUT)" --bundle $(BUNDLE) $(if $(LIVER_MASK),--liver-mask "$(LIVER_MASK)") \
+		$(if $(DEVICE),--device $(DEVICE)) $(ARGS)
+
+cv: install
+	@test -n "$(DATA)" || { echo "usage: make cv BUNDLE=<patch bundle> DATA=<dataset>:<dataset> [FOLDS='0 1']"; exit 2; }
+	$(LIVERVAE) cv --bundle $(BUNDLE) --data "$(DATA)" --preset $(PRESET) $(if $(FOLDS),--folds $(FOLDS)) \
+		$(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(DEVICE),--device $(DEVICE)) $(ARGS)
+
+# CPU-sized by default (--quick); on a GPU e.g. ARGS="--device cuda --phantoms 8 --epochs 40".
+bench-patch-vae: install
+	$(PY) benchmarks/patch_vae_vs_unet.py $(if $(ARGS),$(ARGS),--quick)
 
 demo: install
 	$(LIVERVAE) demo --out "$(DEMO_OUT)" $(ARGS)

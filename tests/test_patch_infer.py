@@ -21,13 +21,17 @@ def test_liver_mask_must_match_the_ct(tmp_path, ct_volume):
     good = _write(tmp_path / "liver.nii.gz", liver, ct_volume.affine)
     read_liver_mask(good, ct_volume.shape, ct_volume.affine)
     with pytest.raises(InputError, match="other.nii.gz: liver mask of shape .* is not on the CT's grid"):
-        read_liver_mask(_write(tmp_path / "other.nii.gz", liver[:, :, :4], ct_volume.affine), ct_volume.shape, ct_volume.affine)
+        read_liver_mask(
+            _write(tmp_path / "other.nii.gz", liver[:, :, :4], ct_volume.affine), ct_volume.shape, ct_volume.affine
+        )
     shifted = ct_volume.affine.copy()
     shifted[0, 3] += 5.0
     with pytest.raises(InputError, match="another orientation, spacing or origin"):
         read_liver_mask(_write(tmp_path / "shifted.nii.gz", liver, shifted), ct_volume.shape, ct_volume.affine)
     with pytest.raises(InputError, match="empty liver"):
-        read_liver_mask(_write(tmp_path / "empty.nii.gz", liver * 0, ct_volume.affine), ct_volume.shape, ct_volume.affine)
+        read_liver_mask(
+            _write(tmp_path / "empty.nii.gz", liver * 0, ct_volume.affine), ct_volume.shape, ct_volume.affine
+        )
     with pytest.raises(InputError, match="give its liver mask"):
         infer_patches(ct, None, tmp_path / "out.nii.gz")
     with pytest.raises(InputError, match="output must end in .nii"):
@@ -44,6 +48,16 @@ def test_cli_reports_a_missing_mask_in_one_line(tmp_path, ct_volume, capsys):
     status = main(["infer", "--bundle", PATCH_VAE_BUNDLE, "-i", str(ct), "-o", str(tmp_path / "p.nii.gz")])
     assert status == 2 and "give its liver mask (--liver-mask)" in capsys.readouterr().err
     status = main(
-        ["infer", "--bundle", PATCH_VAE_BUNDLE, "-i", str(ct), "--liver-mask", str(tmp_path / "nope.nii.gz"), "-o", str(tmp_path / "p.nii.gz")]
+        [
+            "infer",
+            "--bundle",
+            PATCH_VAE_BUNDLE,
+            "-i",
+            str(ct),
+            "--liver-mask",
+            str(tmp_path / "nope.nii.gz"),
+            "-o",
+            str(tmp_path / "p.nii.gz"),
+        ]
     )
     assert status == 2 and "nope.nii.gz: liver mask not found" in capsys.readouterr().err

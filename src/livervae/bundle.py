@@ -241,9 +241,7 @@ class BundlePredictor:
         return Volume(label, image.affine.copy(), source=f"prediction of {image.source}")
 
 
-def record_eval_metrics(
-    name: str, summary: dict[str, Any], dataset_dir: Any, fold: int | str, split: str
-) -> Path:
+def record_eval_metrics(name: str, summary: dict[str, Any], dataset_dir: Any, fold: int | str, split: str) -> Path:
     """Write an evaluation's headline metrics into the bundle's metadata.json `eval_metrics` (atomically).
 
     Only measured values are written, with what they were measured on, so the metadata never carries numbers
@@ -262,9 +260,7 @@ def record_eval_metrics(
     keys = ("liver_dice_mean", "tumour_dice_mean", "tumour_dice_global", "liver_hd95_mm_mean", "tumour_hd95_mm_mean")
     keys += ("auc_pooled",)
     metrics = {
-        k: round(float(summary[k]), 4)
-        for k in keys
-        if summary.get(k) is not None and not math.isnan(float(summary[k]))
+        k: round(float(summary[k]), 4) for k in keys if summary.get(k) is not None and not math.isnan(float(summary[k]))
     }
     folds = summary.get("folds", {})
     aucs = [f["auc"] for f in folds.values() if f.get("auc") is not None]

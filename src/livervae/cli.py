@@ -210,9 +210,8 @@ def _run(args: argparse.Namespace) -> int:
         print(json.dumps(result["summary"], indent=2, default=str))
         print(f"report: {result['output_dir']}/metrics")
         if args.record:
-            print(
-                f"recorded in {record_eval_metrics(args.bundle, result['summary'], _data(args.data), args.fold, args.split)}"
-            )
+            path = record_eval_metrics(args.bundle, result["summary"], _data(args.data), args.fold, args.split)
+            print(f"recorded in {path}")
         return 0
     if args.command == "infer":
         from livervae.bundle import PATCH_BUNDLES
@@ -230,7 +229,8 @@ def _run(args: argparse.Namespace) -> int:
                 device=args.device,
                 overrides=_overrides(args.set),
             )
-            print(f"{result['patches']} liver patches scored in {result['seconds']:.1f} s -> {', '.join(result['outputs'])}")
+            outputs = ", ".join(result["outputs"])
+            print(f"{result['patches']} liver patches scored in {result['seconds']:.1f} s -> {outputs}")
             return 0
 
         summary = infer(

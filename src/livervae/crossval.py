@@ -48,7 +48,12 @@ def run_fold(
     )
     seconds = time.perf_counter() - start
     result = evaluate(name, dataset_dir, fold, "val", out / "eval", device, {"model_path": str(model)})
-    return {**result["summary"], "train_seconds": round(seconds, 2), "model": str(model), "eval_dir": result["output_dir"]}
+    return {
+        **result["summary"],
+        "train_seconds": round(seconds, 2),
+        "model": str(model),
+        "eval_dir": result["output_dir"],
+    }
 
 
 def read_patch_rows(eval_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
@@ -108,9 +113,8 @@ def format_cv(summary: dict[str, Any]) -> str:
     lines = [f"{'fold':>4}  {'test patient':<16} {'patches':>8} {'tumour':>7} {'AUC':>6} {'train s':>8}"]
     for fold, r in summary["folds"].items():
         auc = "n/a" if r["auc"] is None else f"{r['auc']:.3f}"
-        lines.append(
-            f"{fold:>4}  {r['test_patient']:<16} {r['patches']:>8} {r['tumour_patches']:>7} {auc:>6} {r['train_seconds']:>8.1f}"
-        )
+        counts = f"{r['patches']:>8} {r['tumour_patches']:>7}"
+        lines.append(f"{fold:>4}  {r['test_patient']:<16} {counts} {auc:>6} {r['train_seconds']:>8.1f}")
     pooled = summary["auc_pooled"]
     lines.append(f"pooled AUC over {len(summary['folds'])} fold(s): {'n/a' if pooled is None else f'{pooled:.3f}'}")
     return "\n".join(lines)

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from livervae.bundle import PATCH_BUNDLES, PATCH_VAE_BUNDLE, bundle_root, recorded_settings, run_workflow
+from livervae.bundle import PATCH_BUNDLES, PATCH_VAE_BUNDLE, UNET_BUNDLE, bundle_root, recorded_settings, run_workflow
 from livervae.errors import InputError
 from livervae.infer import NIFTI_SUFFIXES, read_input
 from livervae.io.nifti import load_nifti, save_nifti
@@ -30,7 +30,7 @@ from livervae.io.nifti import load_nifti, save_nifti
 # bundle output postfix -> name of the file next to the main output ("" is the main output itself)
 _OUTPUTS = {
     PATCH_VAE_BUNDLE: {"tumour_probability": "", "uncertainty": "_uncertainty"},
-    "liver_tumor_unet_segmentation": {"tumour_seg": "", "tumour_probability": "_tumour_probability"},
+    UNET_BUNDLE: {"tumour_seg": "", "tumour_probability": "_tumour_probability"},
 }
 
 

@@ -12,8 +12,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from scipy import ndimage
 from monai.bundle import ConfigWorkflow, verify_metadata, verify_net_in_out
+from scipy import ndimage
 
 from livervae.bundle import PATCH_VAE_BUNDLE, UNET_BUNDLE, bundle_root, evaluate, train
 from livervae.cli import main
@@ -71,6 +71,7 @@ def test_patch_vae_learns_the_phantom_tumour_signal(trained):
 
 def test_unet_baseline_reports_dice_and_the_same_patches(trained):
     unet = trained["unet"]
+
     def patches(folder):
         with open(folder / "eval" / "patches.csv", newline="") as handle:
             return [(r["case_id"], r["slice"], r["row"], r["col"], r["label"]) for r in csv.DictReader(handle)]
@@ -140,7 +141,9 @@ def test_bundle_checks(trained, name, tmp_path):
         )
         workflow.initialize()
         assert workflow.check_properties() == []
-    verify_metadata(meta_file=str(configs / "metadata.json"), filepath=str(repo_root() / "bundles" / "metadata_schema.json"))
+    verify_metadata(
+        meta_file=str(configs / "metadata.json"), filepath=str(repo_root() / "bundles" / "metadata_schema.json")
+    )
     verify_net_in_out(
         net_id="network_def",
         meta_file=str(configs / "metadata.json"),
@@ -187,7 +190,9 @@ def test_inference_on_a_phantom_and_the_real_ct(trained, real_case, tmp_path):
     # the real CT with its 3D-IRCADb liver mask (0/255, read in place): maps on its 512 x 512 x 119 grid
     ct = real_case / "nifti" / "ct.nii.gz"
     unet_model = trained["unet"]["model"]
-    infer_patches(ct, real_case / "nifti" / "liver.nii.gz", tmp_path / "real.nii.gz", bundle=UNET_BUNDLE, model_path=unet_model)
+    infer_patches(
+        ct, real_case / "nifti" / "liver.nii.gz", tmp_path / "real.nii.gz", bundle=UNET_BUNDLE, model_path=unet_model
+    )
     seg, ref = nib.load(str(tmp_path / "real.nii.gz")), nib.load(str(ct))
     assert seg.shape == ref.shape == (512, 512, 119) and np.allclose(seg.affine, ref.affine, atol=1e-4)
     prob = np.asarray(nib.load(str(tmp_path / "real_tumour_probability.nii.gz")).dataobj)

@@ -1,6 +1,6 @@
 import pytest
-from ignite.engine import Events
 import torch
+from ignite.engine import Events
 from monai.data import DataLoader
 from monai.engines import SupervisedTrainer
 

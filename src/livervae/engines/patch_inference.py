@@ -112,10 +112,7 @@ class LiverPatchInferer(Inferer, _PatchGrid):
             records: list[dict[str, Any]] = []
             shape = tuple(inputs.shape[2:4])
             for k, grid in self.slices(torch.as_tensor(inputs[b]).float(), label[b]):
-                outs = [
-                    net.predict(chunk.to(device), self.n_samples)
-                    for chunk in grid["image"].split(self.batch_size)
-                ]
+                outs = [net.predict(chunk.to(device), self.n_samples) for chunk in grid["image"].split(self.batch_size)]
                 prob = torch.cat([o["probability"] for o in outs]).float().cpu()
                 var = torch.cat([o["variance"] for o in outs]).float().cpu()
                 coords = torch.cat([o["coords"] for o in outs]).float().cpu()

@@ -169,7 +169,13 @@ class PatchReportHandler:
             original = np.asarray(meta.get("original_affine", affine), dtype=float)
             points = []
             for r in records:
-                self.rows.append({"patient_id": patient_id, "case_id": case_id, **{k: v for k, v in r.items() if k != "centre_voxel"}})
+                self.rows.append(
+                    {
+                        "patient_id": patient_id,
+                        "case_id": case_id,
+                        **{k: v for k, v in r.items() if k != "centre_voxel"},
+                    }
+                )
                 if "centre_voxel" in r and r["score"] >= self.decision_threshold:
                     world = _to_world(affine, r["centre_voxel"])
                     ijk = np.linalg.solve(original, np.asarray([*world, 1.0]))[:3]
@@ -236,7 +242,9 @@ def summarise(rows: Sequence[dict[str, Any]], cases: Sequence[dict[str, Any]], m
         "cases": len(cases),
         "patches": len(rows),
         "tumour_patches": int(sum(r["label"] for r in rows)),
-        "auc_per_patient": {p: roc_auc([r["score"] for r in rs], [r["label"] for r in rs]) for p, rs in patients.items()},
+        "auc_per_patient": {
+            p: roc_auc([r["score"] for r in rs], [r["label"] for r in rs]) for p, rs in patients.items()
+        },
         "auc_pooled": roc_auc([r["score"] for r in rows], [r["label"] for r in rows]),
     }
     dices = [c["dice"] for c in cases if "dice" in c]

@@ -134,7 +134,9 @@ class PatchVAE(nn.Module):
     def _check(self, x: torch.Tensor) -> None:
         expected = (self.in_channels, self.patch_size, self.patch_size)
         if x.ndim != 4 or tuple(x.shape[1:]) != expected:
-            raise ValueError(f"PatchVAE expects patches of shape (B, {', '.join(map(str, expected))}), got {tuple(x.shape)}")
+            raise ValueError(
+                f"PatchVAE expects patches of shape (B, {', '.join(map(str, expected))}), got {tuple(x.shape)}"
+            )
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """mu and log sigma^2 of q(z | x)."""
@@ -191,12 +193,19 @@ class PatchVAE(nn.Module):
             mu, logvar = self.encode(x)
             probability = torch.softmax(self.classify(mu), dim=1)[:, 1]
             if n_samples > 1:
-                draws = [torch.softmax(self.classify(self.reparameterise(mu, logvar)), dim=1)[:, 1] for _ in range(n_samples)]
+                draws = [
+                    torch.softmax(self.classify(self.reparameterise(mu, logvar)), dim=1)[:, 1] for _ in range(n_samples)
+                ]
                 variance = torch.stack(draws).var(dim=0, unbiased=False)
             else:
                 variance = torch.zeros_like(probability)
             _, mask_logits, coords = self.decode(mu)
-            return {"probability": probability, "variance": variance, "mask": torch.sigmoid(mask_logits), "coords": coords}
+            return {
+                "probability": probability,
+                "variance": variance,
+                "mask": torch.sigmoid(mask_logits),
+                "coords": coords,
+            }
         finally:
             self.train(was_training)
 

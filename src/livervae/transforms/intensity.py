@@ -32,7 +32,11 @@ class LiverReferencedIntensityd(MapTransform):
     """
 
     def __init__(
-        self, keys: KeysCollection, label_key: str = "label", reference_hu: float = 100.0, allow_missing_keys: bool = False
+        self,
+        keys: KeysCollection,
+        label_key: str = "label",
+        reference_hu: float = 100.0,
+        allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.label_key = label_key
