@@ -4,10 +4,11 @@ For each model (patch VAE, 2D U-Net, ResNet-50-encoder U-Net) and each fold, a f
 bundle (`livervae.bundle.train`, the same configs as `make train`) to the same stopping rule (at most `--epochs`
 epochs, early stopping after `--patience` validations without a better validation-patient patch AUC, validating
 every epoch), then scores the held-out patient (`livervae.bundle.evaluate`). Printed per model: peak memory
-while training (process peak RSS on the CPU; `torch.cuda.max_memory_allocated` on a GPU), the RSS growth over
-the child's state before training, training time (the patch VAE's includes its pre-training; both include
-loading and caching the same volumes), epochs run, the AUC per fold and pooled over the folds' patches; and,
-last, the ratios patch VAE / U-Net.
+while the training engines run (process peak RSS, VmHWM reset when a trainer starts, on the CPU;
+`torch.cuda.max_memory_allocated` on a GPU), its growth over the RSS at the trainers' start, training time
+(`train s`: the whole `train()` call including loading and caching the same volumes; `engine s`: the trainers'
+runs only; the patch VAE's include its pre-training), epochs run, the AUC per fold and pooled over the folds'
+patches; and, last, the ratios patch VAE / U-Net. Peaks are maxima over folds, times are sums.
 
     python benchmarks/patch_vae_vs_unet.py --quick                      # CPU: small phantoms + the real case
     python benchmarks/patch_vae_vs_unet.py --data DS1 DS2 --device cuda --folds 0 1 2 3 4 5 6
@@ -37,6 +38,50 @@ def _rss_mib() -> float:
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def _peak_rss_mib() -> float:
+    """Peak resident set size (VmHWM) of this process in MiB since start or the last `_reset_peak_rss`."""
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _reset_peak_rss() -> bool:
+    """Reset VmHWM to the current RSS (Linux: write 5 to /proc/self/clear_refs); False where not allowed."""
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _instrument_trainers(marks: dict[str, Any], cuda: bool) -> None:
+    """Measure only the engines' training runs: reset the peak memory when a SupervisedTrainer starts (after the
+    bundle has loaded, cached and cut its data, which both model families share) and read it when it ends."""
+    import torch
+    from monai.engines import SupervisedTrainer
+
+    run = SupervisedTrainer.run
+
+    def measured(self, *args, **kwargs):
+        marks["reset"] = _reset_peak_rss() and marks.get("reset", True)
+        marks["start_rss"] = min(marks.get("start_rss", float("inf")), _rss_mib())
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+        start = time.perf_counter()
+        try:
+            return run(self, *args, **kwargs)
+        finally:
+            marks["engine_seconds"] = marks.get("engine_seconds", 0.0) + time.perf_counter() - start
+            marks["peak_rss"] = max(marks.get("peak_rss", 0.0), _peak_rss_mib())
+            if cuda:
+                marks["peak_cuda"] = max(marks.get("peak_cuda", 0.0), torch.cuda.max_memory_allocated() / 2**20)
+
+    SupervisedTrainer.run = measured
+
+
 def _epochs(folder: Path) -> int:
     found = [int(p.name.split("=")[1].split(".")[0]) for p in folder.glob("checkpoint_epoch=*.pt")]
     return max(found, default=0)
@@ -55,15 +100,19 @@ def _child(model: str, fold: int, args: dict[str, Any], out: str, queue: mp.Queu
         overrides.update(args["vae"] if model == "patch_vae" else {**args["unet"], "model": model})
         overrides.update({"ckpt_dir": f"{out}/models", "resume": False, "num_workers": 0})
         cuda = args["device"].startswith("cuda")
-        if cuda:
-            torch.cuda.reset_peak_memory_stats()
-        before = _rss_mib()
+        marks: dict[str, Any] = {}
+        _instrument_trainers(marks, cuda)
         start = time.perf_counter()
-        model_path = train(bundle, args["data"], fold, args["epochs"], args["device"], f"{out}/train", "default", overrides)
+        model_path = train(
+            bundle, args["data"], fold, args["epochs"], args["device"], f"{out}/train", "default", overrides
+        )
         seconds = time.perf_counter() - start
-        peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-        peak_cuda = torch.cuda.max_memory_allocated() / 2**20 if cuda else None
-        result = evaluate(bundle, args["data"], fold, "val", f"{out}/eval", args["device"], {"model_path": str(model_path)})
+        process_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux, never reset
+        peak_rss = marks["peak_rss"] if marks.get("reset") else process_peak
+        peak_cuda = marks.get("peak_cuda") if cuda else None
+        result = evaluate(
+            bundle, args["data"], fold, "val", f"{out}/eval", args["device"], {"model_path": str(model_path)}
+        )
         checkpoints = Path(out) / "train" / "checkpoints"
         epochs = _epochs(checkpoints / "classifier") if model == "patch_vae" else _epochs(checkpoints)
         queue.put(
@@ -71,8 +120,11 @@ def _child(model: str, fold: int, args: dict[str, Any], out: str, queue: mp.Queu
                 "model": model,
                 "fold": fold,
                 "train_seconds": seconds,
+                "engine_seconds": marks["engine_seconds"],
                 "peak_rss_mib": peak_rss,
-                "rss_growth_mib": peak_rss - before,
+                "rss_growth_mib": peak_rss - marks["start_rss"],
+                "process_peak_rss_mib": process_peak,
+                "peak_reset": bool(marks.get("reset")),
                 "peak_cuda_mib": peak_cuda,
                 "epochs": epochs,
                 "vae_epochs": _epochs(checkpoints / "vae") if model == "patch_vae" else None,
@@ -120,7 +172,7 @@ def report(results: list[dict[str, Any]], models: list[str], folds: list[int], m
     from livervae.crossval import pooled_auc
 
     lines = [f"machine: {machine}", ""]
-    header = f"{'model':<14} {'peak MiB':>9} {'growth MiB':>10} {'train s':>8} {'epochs':>10} "
+    header = f"{'model':<14} {'peak MiB':>9} {'growth MiB':>10} {'train s':>8} {'engine s':>8} {'epochs':>10} "
     header += " ".join(f"{'AUC f' + str(f):>8}" for f in folds) + f" {'pooled':>7} {'Dice':>6}"
     lines.append(header)
     summary: dict[str, dict[str, Any]] = {}
@@ -133,6 +185,7 @@ def report(results: list[dict[str, Any]], models: list[str], folds: list[int], m
         peak = max(r["peak_cuda_mib"] if gpu else r["peak_rss_mib"] for r in rows)
         growth = max(r["rss_growth_mib"] for r in rows)
         seconds = sum(r["train_seconds"] for r in rows)
+        engine = sum(r["engine_seconds"] for r in rows)
         epochs = "/".join(str(r["epochs"]) for r in rows)
         if model == "patch_vae":
             epochs = "/".join(f"{r['vae_epochs']}+{r['epochs']}" for r in rows)
@@ -140,14 +193,16 @@ def report(results: list[dict[str, Any]], models: list[str], folds: list[int], m
         aucs = [by_fold[f]["auc"] if f in by_fold else None for f in folds]
         pooled = pooled_auc([r["eval_dir"] for r in rows])
         dice = [r["dice"] for r in rows if r["dice"] is not None]
-        summary[model] = {"peak": peak, "seconds": seconds, "pooled": pooled, "growth": growth}
+        summary[model] = {"peak": peak, "seconds": seconds, "engine": engine, "pooled": pooled, "growth": growth}
         cells = " ".join(f"{'n/a' if a is None else f'{a:.3f}':>8}" for a in aucs)
         dice_text = f"{sum(dice) / len(dice):.3f}" if dice else "-"
         pooled_text = "n/a" if pooled is None else f"{pooled:.3f}"
         lines.append(
-            f"{model:<14} {peak:>9.0f} {growth:>10.0f} {seconds:>8.1f} {epochs:>10} {cells} {pooled_text:>7} {dice_text:>6}"
+            f"{model:<14} {peak:>9.0f} {growth:>10.0f} {seconds:>8.1f} {engine:>8.1f} {epochs:>10} {cells} "
+            f"{pooled_text:>7} {dice_text:>6}"
         )
-    memory = "peak CUDA memory" if results and results[0].get("peak_cuda_mib") is not None else "peak RSS"
+    cuda = bool(results) and results[0].get("peak_cuda_mib") is not None
+    memory = "peak CUDA memory" if cuda else "peak RSS in training"
     lines.append("")
     vae = summary.get("patch_vae")
     for base in ("unet", "resnet50_unet"):
@@ -155,7 +210,8 @@ def report(results: list[dict[str, Any]], models: list[str], folds: list[int], m
             b = summary[base]
             lines.append(
                 f"ratio patch_vae / {base}: {memory} {_ratio(vae['peak'], b['peak'])}, "
-                f"RSS growth {_ratio(vae['growth'], b['growth'])}, training time {_ratio(vae['seconds'], b['seconds'])}, "
+                f"RSS growth {_ratio(vae['growth'], b['growth'])}, training time {_ratio(vae['seconds'], b['seconds'])} "
+                f"(engines only {_ratio(vae['engine'], b['engine'])}), "
                 f"pooled AUC {_ratio(vae['pooled'], b['pooled'])}"
             )
     return "\n".join(lines)
