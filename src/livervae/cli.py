@@ -207,8 +207,11 @@ def _run(args: argparse.Namespace) -> int:
             _overrides(args.set),
             args.allow_external_bundle,
         )
+        from livervae.bundle import PATCH_BUNDLES
+
         print(json.dumps(result["summary"], indent=2, default=str))
-        print(f"report: {result['output_dir']}/metrics")
+        patch_bundle = Path(args.bundle).name in PATCH_BUNDLES
+        print(f"report: {result['output_dir']}{'' if patch_bundle else '/metrics'}")
         if args.record:
             path = record_eval_metrics(args.bundle, result["summary"], _data(args.data), args.fold, args.split)
             print(f"recorded in {path}")
