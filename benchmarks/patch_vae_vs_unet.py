@@ -210,7 +210,8 @@ def report(results: list[dict[str, Any]], models: list[str], folds: list[int], m
             b = summary[base]
             lines.append(
                 f"ratio patch_vae / {base}: {memory} {_ratio(vae['peak'], b['peak'])}, "
-                f"RSS growth {_ratio(vae['growth'], b['growth'])}, training time {_ratio(vae['seconds'], b['seconds'])} "
+                f"RSS growth {_ratio(vae['growth'], b['growth'])}, "
+                f"training time {_ratio(vae['seconds'], b['seconds'])} "
                 f"(engines only {_ratio(vae['engine'], b['engine'])}), "
                 f"pooled AUC {_ratio(vae['pooled'], b['pooled'])}"
             )

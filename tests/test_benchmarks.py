@@ -6,7 +6,9 @@ from livervae.paths import repo_root
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("patch_vae_vs_unet", repo_root() / "benchmarks" / "patch_vae_vs_unet.py")
+    spec = importlib.util.spec_from_file_location(
+        "patch_vae_vs_unet", repo_root() / "benchmarks" / "patch_vae_vs_unet.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

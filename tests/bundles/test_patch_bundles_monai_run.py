@@ -33,12 +33,29 @@ def test_monai_bundle_run_trains_and_infers(name, tmp_path):
     quick = QUICK if name == PATCH_VAE_BUNDLE else QUICK_UNET
     models = tmp_path / "models"
     epochs = {"vae_epochs": 1, "max_epochs": 2} if name == PATCH_VAE_BUNDLE else {"max_epochs": 2}
-    _run(root, ["train.json"], dataset_dir=str(cohort), fold=1, output_dir=str(tmp_path / "train"), ckpt_dir=str(models), **quick, **epochs)
+    _run(
+        root,
+        ["train.json"],
+        dataset_dir=str(cohort),
+        fold=1,
+        output_dir=str(tmp_path / "train"),
+        ckpt_dir=str(models),
+        **quick,
+        **epochs,
+    )
     assert (models / "model.pt").is_file()
     settings = {k: v for k, v in quick.items() if k not in ("batch_size", "cache_rate")}
     out = tmp_path / "eval"
     load = f"$'{models / 'model.pt'}'"
-    _run(root, ["inference.json", "evaluate.json"], dataset_dir=str(cohort), fold=1, output_dir=str(out), **settings, **{"handlers#0#load_path": load})
+    _run(
+        root,
+        ["inference.json", "evaluate.json"],
+        dataset_dir=str(cohort),
+        fold=1,
+        output_dir=str(out),
+        **settings,
+        **{"handlers#0#load_path": load},
+    )
     summary = json.loads((out / "summary.json").read_text())
     assert summary["cases"] == 1 and summary["patches"] > 0
     produced = sorted(p.name for p in out.glob("*.nii.gz"))
