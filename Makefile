@@ -25,6 +25,10 @@ DEVICE ?=
 PRESET ?= default
 INPUT ?=
 OUTPUT ?=
+LIVER_MASK ?=
+FOLDS ?=
+# ablate
+ABLATION_OUT ?= runs/ablation
 # demo
 DEMO_OUT ?= runs/demo
 # pytest
@@ -44,8 +48,9 @@ ML_LIVER_EPOCHS ?= 10
 ML_TUMOUR_EPOCHS ?= 8
 LINT_PATHS := src tests data_prep $(wildcard benchmarks bundles/*/scripts)
 
-.PHONY: help install preprocess phantom train eval infer demo test test-slow test-all lint format clean \
-	monailabel monailabel-install monailabel-models monailabel-prepare test-monailabel
+.PHONY: help install preprocess phantom train eval infer cv ablate bench bench-patch-vae bench-active-contour demo \
+	test test-slow test-all lint format clean monailabel monailabel-install monailabel-models monailabel-prepare \
+	test-monailabel
 
 help:
 	@echo "make install                     create $(VENV) with pinned dependencies (idempotent)"
@@ -58,8 +63,17 @@ help:
 	@echo "make train BUNDLE=<name> DATA=<dataset> [FOLD=k] [EPOCHS=n] [DEVICE=cuda] [PRESET=cpu]"
 	@echo "                                 bundles: liver_ct_segmentation (stage 1, train first),"
 	@echo "                                          liver_tumor_ct_segmentation (stage 2 + whole chain)"
+	@echo "                                          liver_tumor_patch_vae_classification (patch VAE),"
+	@echo "                                          liver_tumor_unet_segmentation (its U-Net baselines);"
+	@echo "                                 the patch bundles take DATA=<dataset>:<dataset>:... (one cohort)"
 	@echo "make eval BUNDLE=<name> DATA=<dataset> [FOLD=k]"
 	@echo "make infer INPUT=<nifti file | DICOM folder> OUTPUT=<file.nii.gz | seg.dcm> [ARGS='--series-uid <uid>']"
+	@echo "                                 patch bundles: BUNDLE=<name> LIVER_MASK=<nifti>"
+	@echo "make cv BUNDLE=<patch bundle> DATA=<dataset>:<dataset> [FOLDS='0 1'] [EPOCHS=n]   leave-one-patient-out"
+	@echo "make ablate DATA=<dataset> [ARGS='--data name=<dataset> --model <model.pt>']"
+	@echo "                                 tumour bundle with and without active-contour refinement"
+	@echo "make bench                       every benchmark the machine can run (CPU; GPU parts where present)"
+	@echo "make bench-active-contour | bench-patch-vae [ARGS='--device cuda ...']"
 	@echo "make monailabel [STUDIES=<dir>] [HOST=127.0.0.1] [PORT=8000]"
 	@echo "                                 MONAI Label server with LiverVAE's bundles (own env $(ML_VENV))"
 	@echo "make test-monailabel             start the server, check info/infer/train over HTTP, stop it (slow)"
@@ -93,7 +107,26 @@ eval: install
 
 infer: install
 	@test -n "$(INPUT)" -a -n "$(OUTPUT)" || { echo "usage: make infer INPUT=<nifti|dicom dir> OUTPUT=<out.nii.gz|seg.dcm>"; exit 2; }
-	$(LIVERVAE) infer -i "$(INPUT)" -o "$(OUTPUT)" --bundle $(BUNDLE) $(if $(DEVICE),--device $(DEVICE)) $(ARGS)
+	$(LIVERVAE) infer -i "$(INPUT)" -o "$(OUTPUT)" --bundle $(BUNDLE) $(if $(LIVER_MASK),--liver-mask "$(LIVER_MASK)") \
+		$(if $(DEVICE),--device $(DEVICE)) $(ARGS)
+
+cv: install
+	@test -n "$(DATA)" || { echo "usage: make cv BUNDLE=<patch bundle> DATA=<dataset>:<dataset> [FOLDS='0 1']"; exit 2; }
+	$(LIVERVAE) cv --bundle $(BUNDLE) --data "$(DATA)" --preset $(PRESET) $(if $(FOLDS),--folds $(FOLDS)) \
+		$(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(DEVICE),--device $(DEVICE)) $(ARGS)
+
+# CPU-sized by default (--quick); on a GPU e.g. ARGS="--device cuda --phantoms 8 --epochs 40".
+bench-patch-vae: install
+	$(PY) benchmarks/patch_vae_vs_unet.py $(if $(ARGS),$(ARGS),--quick)
+
+bench-active-contour: install
+	$(PY) benchmarks/active_contour.py $(ARGS)
+
+bench: bench-active-contour bench-patch-vae
+
+ablate: install
+	@test -n "$(DATA)" || { echo "usage: make ablate DATA=<dataset> [ARGS='--data name=<dataset> --model <model.pt>']"; exit 2; }
+	$(LIVERVAE) ablate --data "$(DATA)" --out "$(ABLATION_OUT)" $(ARGS)
 
 demo: install
 	$(LIVERVAE) demo --out "$(DEMO_OUT)" $(ARGS)

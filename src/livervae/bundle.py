@@ -25,13 +25,20 @@ logger = logging.getLogger(__name__)
 
 LIVER_BUNDLE = "liver_ct_segmentation"
 TUMOUR_BUNDLE = "liver_tumor_ct_segmentation"
-BUNDLES = (LIVER_BUNDLE, TUMOUR_BUNDLE)
+PATCH_VAE_BUNDLE = "liver_tumor_patch_vae_classification"
+UNET_BUNDLE = "liver_tumor_unet_segmentation"
+BUNDLES = (LIVER_BUNDLE, TUMOUR_BUNDLE, PATCH_VAE_BUNDLE, UNET_BUNDLE)
+# Bundles trained and evaluated leave-one-patient-out on a cohort of one or more datasets; they read the liver
+# region from the label map (a reference or a stage-1 prediction) and score 2D liver patches.
+PATCH_BUNDLES = (PATCH_VAE_BUNDLE, UNET_BUNDLE)
 
 # Settings for a CPU: coarser grids, smaller patches and networks. Stage 2 repeats stage 1's under `liver_*`.
 _CPU_LIVER = {"pixdim": [4.0, 4.0, 4.0], "patch_size": [64, 64, 48], "init_filters": 8, "num_workers": 0}
 _CPU_TUMOUR = {"pixdim": [2.0, 2.0, 2.0], "patch_size": [64, 64, 64], "init_filters": 8, "num_workers": 0}
+# The patch bundles are small enough for a CPU at their defaults; the preset only trims epochs and workers.
+_CPU_PATCH = {"num_workers": 0, "vae_epochs": 10, "max_epochs": 20}
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "default": {LIVER_BUNDLE: {}, TUMOUR_BUNDLE: {}},
+    "default": {LIVER_BUNDLE: {}, TUMOUR_BUNDLE: {}, PATCH_VAE_BUNDLE: {}, UNET_BUNDLE: {}},
     "cpu": {
         LIVER_BUNDLE: dict(_CPU_LIVER),
         TUMOUR_BUNDLE: {
@@ -40,6 +47,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "liver_patch_size": _CPU_LIVER["patch_size"],
             "liver_init_filters": _CPU_LIVER["init_filters"],
         },
+        PATCH_VAE_BUNDLE: dict(_CPU_PATCH),
+        UNET_BUNDLE: {"num_workers": 0, "max_epochs": 20, "channels": [8, 16, 32, 64, 128]},
     },
 }
 
@@ -89,6 +98,24 @@ def bundle_version(root: Path) -> str:
         return ""
 
 
+def dataset_setting(name: str, dataset_dir: Any) -> str | list[str]:
+    """The `dataset_dir` config value: one resolved folder, or (patch bundles only) a list of them.
+
+    Raises:
+        InputError: a folder without datalist.json, or several folders for a bundle that takes one.
+    """
+    from livervae.data.cohort import dataset_dirs
+
+    folders = dataset_dirs(dataset_dir)
+    for folder in folders:
+        if not (folder / "datalist.json").is_file():
+            raise InputError(folder, "no datalist.json (prepare the dataset with `livervae preprocess`)")
+    if len(folders) > 1 and Path(name).name not in PATCH_BUNDLES:
+        raise InputError(None, f"{Path(name).name} trains on one dataset folder, got {len(folders)}")
+    resolved = [str(f.resolve()) for f in folders]
+    return resolved if len(resolved) > 1 else resolved[0]
+
+
 def _config_files(root: Path, names: list[str]) -> list[str]:
     return [str(root / "configs" / name) for name in names]
 
@@ -127,7 +154,7 @@ def run_workflow(root: Path, configs: list[str], workflow_type: str, overrides: 
 
 def train(
     name: str,
-    dataset_dir: str | os.PathLike[str],
+    dataset_dir: str | os.PathLike[str] | list[str | os.PathLike[str]],
     fold: int = 0,
     epochs: int | None = None,
     device: str | None = None,
@@ -136,16 +163,19 @@ def train(
     overrides: dict[str, Any] | None = None,
     allow_external: bool = False,
 ) -> Path:
-    """Train bundle `name` on a normalised dataset; return the path of the best model (`models/model.pt`)."""
+    """Train bundle `name` on a normalised dataset; return the path of the best model (`models/model.pt`).
+
+    The patch bundles take several dataset folders (a list) as one leave-one-patient-out cohort; `fold` is then
+    the index of the held-out patient.
+    """
     root = bundle_root(name, allow_external)
-    if not (Path(dataset_dir) / "datalist.json").is_file():
-        raise InputError(dataset_dir, "no datalist.json (prepare the dataset with `livervae preprocess`)")
+    data = dataset_setting(name, dataset_dir)
     settings = preset_overrides(name, preset)
     # The bundles fine-tune from models/model.pt when it exists (MONAI Label's convention); the CLI trains from
     # scratch unless told otherwise with --set pretrained_model=<path>.
     settings["pretrained_model"] = ""
     settings.update(overrides or {})
-    settings.update({"dataset_dir": str(Path(dataset_dir).resolve()), "fold": fold})
+    settings.update({"dataset_dir": data, "fold": fold})
     settings["output_dir"] = str(Path(output_dir or repo_root() / "runs" / root.name / f"fold{fold}").resolve())
     if epochs is not None:
         settings["max_epochs"] = epochs
@@ -185,7 +215,7 @@ def _refuse_finished_run(root: Path, settings: dict[str, Any]) -> None:
 
 def evaluate(
     name: str,
-    dataset_dir: str | os.PathLike[str],
+    dataset_dir: str | os.PathLike[str] | list[str | os.PathLike[str]],
     fold: int = 0,
     split: str = "val",
     output_dir: str | os.PathLike[str] | None = None,
@@ -193,13 +223,17 @@ def evaluate(
     overrides: dict[str, Any] | None = None,
     allow_external: bool = False,
 ) -> dict[str, Any]:
-    """Evaluate bundle `name` on one fold's cases (or all, or another split); return the metrics summary."""
+    """Evaluate bundle `name` on one fold's cases (or all, or another split); return the metrics summary.
+
+    For the patch bundles "val" is the fold's held-out (test) patient.
+    """
     root = bundle_root(name, allow_external)
+    data = dataset_setting(name, dataset_dir)
     model = Path((overrides or {}).get("model_path", root / "models" / "model.pt"))
     settings = recorded_settings(model)
     settings.update({k: v for k, v in (overrides or {}).items() if k != "model_path"})
     out = Path(output_dir or repo_root() / "runs" / root.name / f"eval_fold{fold}_{split}").resolve()
-    settings.update({"dataset_dir": str(Path(dataset_dir).resolve()), "fold": fold, "split": split})
+    settings.update({"dataset_dir": data, "fold": fold, "split": split})
     settings.update({"output_dir": str(out), "handlers#0#load_path": str(model)})
     if device is not None:
         settings["device"] = f"$torch.device('{device}')"
@@ -266,9 +300,7 @@ class BundlePredictor:
         return Volume(label, image.affine.copy(), source=f"prediction of {image.source}")
 
 
-def record_eval_metrics(
-    name: str, summary: dict[str, Any], dataset_dir: str | os.PathLike[str], fold: int, split: str
-) -> Path:
+def record_eval_metrics(name: str, summary: dict[str, Any], dataset_dir: Any, fold: int | str, split: str) -> Path:
     """Write an evaluation's headline metrics into the bundle's metadata.json `eval_metrics` (atomically).
 
     Only measured values are written, with what they were measured on, so the metadata never carries numbers
@@ -282,14 +314,26 @@ def record_eval_metrics(
     root = bundle_root(name)
     path = root / "configs" / "metadata.json"
     metadata = json.loads(path.read_text(encoding="utf-8"))
+    from livervae.data.cohort import dataset_dirs
+
     keys = ("liver_dice_mean", "tumour_dice_mean", "tumour_dice_global", "liver_hd95_mm_mean", "tumour_hd95_mm_mean")
-    metrics = {k: round(float(summary[k]), 4) for k in keys if k in summary and not math.isnan(float(summary[k]))}
+    keys += ("auc_pooled",)
+    metrics = {
+        k: round(float(summary[k]), 4) for k in keys if summary.get(k) is not None and not math.isnan(float(summary[k]))
+    }
+    folds = summary.get("folds", {})
+    aucs = [f["auc"] for f in folds.values() if f.get("auc") is not None]
+    if aucs:
+        metrics["auc_fold_mean"] = round(float(sum(aucs) / len(aucs)), 4)
+        metrics["auc_fold_min"] = round(float(min(aucs)), 4)
     lesions = summary.get("lesions", {})
     for key in ("recall", "precision"):
         value = lesions.get(key)
         if value is not None and not math.isnan(float(value)):
             metrics[f"lesion_{key}"] = round(float(value), 4)
     metadata["eval_metrics"] = metrics
-    metadata["eval_data"] = f"{Path(dataset_dir).name}, fold {fold}, split {split}, {summary.get('cases')} case(s)"
+    names = "+".join(p.name for p in dataset_dirs(dataset_dir))
+    count = f"{summary['cases']} case(s)" if "cases" in summary else f"{len(folds)} fold(s)"
+    metadata["eval_data"] = f"{names}, fold {fold}, split {split}, {count}"
     write_json_atomic(path, metadata)
     return path

@@ -1,4 +1,4 @@
-"""The `livervae` command: preprocess, phantom, train, eval, infer (label map or DICOM-SEG) and demo."""
+"""The `livervae` command: preprocess, phantom, train, eval, infer (label map or DICOM-SEG), cv, ablate and demo."""
 
 from __future__ import annotations
 
@@ -52,6 +52,10 @@ def _overrides(pairs: list[str]) -> dict:
     return values
 
 
+def _data(paths: list[Path]) -> Path | list[Path]:
+    return paths[0] if len(paths) == 1 else list(paths)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser of the `livervae` command."""
     from livervae.data.formats import FORMAT_NAMES
@@ -99,11 +103,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_dataset_options(phantom)
 
-    bundle_names = "liver_ct_segmentation (stage 1) or liver_tumor_ct_segmentation (stage 2, the whole chain)"
+    bundle_names = (
+        "liver_ct_segmentation (stage 1), liver_tumor_ct_segmentation (stage 2, the whole chain), "
+        "liver_tumor_patch_vae_classification (patch VAE) or liver_tumor_unet_segmentation (its U-Net baselines)"
+    )
+    data_help = (
+        "dataset folder written by `livervae preprocess`; the patch bundles take several, as one "
+        "leave-one-patient-out cohort"
+    )
     train = commands.add_parser("train", help="train a bundle on a normalised dataset")
     train.add_argument("--bundle", required=True, help=bundle_names)
-    train.add_argument("--data", type=Path, required=True, help="dataset folder written by `livervae preprocess`")
-    train.add_argument("--fold", type=int, default=0, help="held-out fold (default 0)")
+    train.add_argument("--data", type=Path, nargs="+", required=True, help=data_help)
+    train.add_argument("--fold", type=int, default=0, help="held-out fold; patch bundles: held-out patient (default 0)")
     train.add_argument("--epochs", type=int, help="max epochs (default: the bundle's)")
     train.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA when available)")
     train.add_argument("--output", type=Path, help="run folder (default runs/<bundle>/fold<k>)")
@@ -111,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("eval", help="evaluate a trained bundle: metrics.csv, summary.json, overlays")
     evaluate.add_argument("--bundle", default="liver_tumor_ct_segmentation", help=bundle_names)
-    evaluate.add_argument("--data", type=Path, required=True, help="dataset folder written by `livervae preprocess`")
+    evaluate.add_argument("--data", type=Path, nargs="+", required=True, help=data_help)
     evaluate.add_argument("--fold", type=int, default=0, help="fold to evaluate (default 0)")
     evaluate.add_argument("--split", choices=("val", "all", "train"), default="val", help="which cases (default val)")
     evaluate.add_argument("--output", type=Path, help="report folder (default runs/<bundle>/eval_fold<k>_<split>)")
@@ -132,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     infer.add_argument("--bundle", default="liver_tumor_ct_segmentation", help=bundle_names)
     infer.add_argument("--series-uid", help="SeriesInstanceUID when the DICOM folder holds several series")
+    infer.add_argument(
+        "--liver-mask", type=Path, help="patch bundles: liver mask or 0/1/2 label map on the CT's grid (NIfTI)"
+    )
     infer.add_argument("--device", help="cpu, cuda, ...")
     infer.add_argument("--model", type=Path, help="weights to use (default: the bundle's models/model.pt)")
     infer.add_argument("--no-overlay", action="store_true", help="do not write the overlay PNG")
@@ -152,6 +166,21 @@ def build_parser() -> argparse.ArgumentParser:
     ablate.add_argument("--fold", type=int, default=0, help="fold for --split val (default 0)")
     ablate.add_argument("--device", help="cpu, cuda, ...")
     ablate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="bundle config override")
+
+    cv = commands.add_parser(
+        "cv",
+        help="leave-one-patient-out cross-validation of a patch bundle (train and evaluate every fold)",
+        description="Fold k trains on every patient but the k-th (sorted by id) and scores the k-th; writes "
+        "<output>/fold<k>/{train,models,eval} and <output>/summary.json with the AUC per fold and pooled.",
+    )
+    cv.add_argument("--bundle", default="liver_tumor_patch_vae_classification", help="a patch bundle")
+    cv.add_argument("--data", type=Path, nargs="+", required=True, help=data_help)
+    cv.add_argument("--folds", type=int, nargs="+", help="folds to run (default: one per patient)")
+    cv.add_argument("--epochs", type=int, help="max classifier/segmentation epochs (default: the bundle's)")
+    cv.add_argument("--device", help="cpu, cuda, ...")
+    cv.add_argument("--output", type=Path, help="run folder (default runs/<bundle>/cv)")
+    cv.add_argument("--record", action="store_true", help="write the pooled AUC into the bundle's metadata.json")
+    _add_bundle_options(cv)
 
     demo = commands.add_parser("demo", help="run the main job on the shipped real CT and a phantom cohort")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default runs/demo)")
@@ -190,7 +219,7 @@ def _run(args: argparse.Namespace) -> int:
 
         model = train(
             args.bundle,
-            args.data,
+            _data(args.data),
             args.fold,
             args.epochs,
             args.device,
@@ -206,7 +235,7 @@ def _run(args: argparse.Namespace) -> int:
 
         result = evaluate(
             args.bundle,
-            args.data,
+            _data(args.data),
             args.fold,
             args.split,
             args.output,
@@ -214,15 +243,34 @@ def _run(args: argparse.Namespace) -> int:
             _overrides(args.set),
             args.allow_external_bundle,
         )
+        from livervae.bundle import PATCH_BUNDLES
+
         print(json.dumps(result["summary"], indent=2, default=str))
-        print(f"report: {result['output_dir']}/metrics")
+        patch_bundle = Path(args.bundle).name in PATCH_BUNDLES
+        print(f"report: {result['output_dir']}{'' if patch_bundle else '/metrics'}")
         if args.record:
-            print(
-                f"recorded in {record_eval_metrics(args.bundle, result['summary'], args.data, args.fold, args.split)}"
-            )
+            path = record_eval_metrics(args.bundle, result["summary"], _data(args.data), args.fold, args.split)
+            print(f"recorded in {path}")
         return 0
     if args.command == "infer":
+        from livervae.bundle import PATCH_BUNDLES
         from livervae.infer import format_summary, infer
+
+        if Path(args.bundle).name in PATCH_BUNDLES:
+            from livervae.patch_infer import infer_patches
+
+            result = infer_patches(
+                args.input,
+                args.liver_mask,
+                args.output,
+                bundle=args.bundle,
+                series_uid=args.series_uid,
+                device=args.device,
+                overrides=_overrides(args.set),
+            )
+            outputs = ", ".join(result["outputs"])
+            print(f"{result['patches']} liver patches scored in {result['seconds']:.1f} s -> {outputs}")
+            return 0
 
         summary = infer(
             args.input,
@@ -247,6 +295,21 @@ def _run(args: argparse.Namespace) -> int:
         result = run_ablation(datasets, args.out, args.model, args.split, args.fold, args.device, _overrides(args.set))
         print(result["markdown"], end="")
         print(f"written: {args.out / 'ablation.md'}, {args.out / 'ablation.json'}")
+        return 0
+    if args.command == "cv":
+        from livervae.bundle import record_eval_metrics
+        from livervae.crossval import format_cv, run_cv
+        from livervae.paths import repo_root
+
+        out = args.output or repo_root() / "runs" / Path(args.bundle).name / "cv"
+        summary = run_cv(
+            args.bundle, _data(args.data), out, args.folds, args.epochs, args.device, args.preset, _overrides(args.set)
+        )
+        print(format_cv(summary))
+        print(f"report: {out}/summary.json")
+        if args.record:
+            folds = ",".join(summary["folds"])
+            print(f"recorded in {record_eval_metrics(args.bundle, summary, _data(args.data), folds, 'lopo')}")
         return 0
     if args.command == "demo":
         from livervae.demo import run_demo

@@ -9,6 +9,7 @@ metrics work unchanged, plus each loss term as `loss_<term>` for logging.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -29,6 +30,24 @@ def batch_severity(batchdata: dict[str, Any], batch_size: int, device: torch.dev
         return torch.full((batch_size,), float("nan"), device=device)
     tensor = torch.as_tensor(values, dtype=torch.float32).reshape(-1)
     return tensor.to(device)
+
+
+def optimise(engine: SupervisedTrainer, compute: Callable[[], torch.Tensor]) -> None:
+    """Backward and optimiser step for a loss from `compute()`, with AMP (autocast + grad scaler) when the trainer
+    has it on, firing MONAI's iteration events as `SupervisedTrainer` does."""
+    if engine.amp and engine.scaler is not None:
+        with torch.autocast("cuda", **engine.amp_kwargs):
+            loss = compute()
+        engine.scaler.scale(loss).backward()
+        engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
+        engine.scaler.step(engine.optimizer)
+        engine.scaler.update()
+    else:
+        loss = compute()
+        loss.backward()
+        engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
+        engine.optimizer.step()
+    engine.fire_event(IterationEvents.MODEL_COMPLETED)
 
 
 class VAESegmentationIteration:
@@ -64,19 +83,7 @@ class VAESegmentationIteration:
             engine.fire_event(IterationEvents.LOSS_COMPLETED)
             return terms["loss"]
 
-        if engine.amp and engine.scaler is not None:
-            with torch.autocast("cuda", **engine.amp_kwargs):
-                loss = compute()
-            engine.scaler.scale(loss).backward()
-            engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
-            engine.scaler.step(engine.optimizer)
-            engine.scaler.update()
-        else:
-            loss = compute()
-            loss.backward()
-            engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
-            engine.optimizer.step()
-        engine.fire_event(IterationEvents.MODEL_COMPLETED)
+        optimise(engine, compute)
         return engine.state.output
 
 

@@ -1,8 +1,22 @@
 """MONAI-style dictionary transforms LiverVAE needs beyond MONAI's own."""
 
 from livervae.transforms.active_contour import ActiveContourd
+from livervae.transforms.intensity import LiverReferencedIntensityd
 from livervae.transforms.liver_roi import LiverROICropd, liver_bounding_box
+from livervae.transforms.morphology import BinaryClosingd, binary_closing
+from livervae.transforms.patch_targets import PatchTargetsd, tumour_centre
 from livervae.transforms.postprocess import RemoveSmallTumoursd
 from livervae.transforms.severity import Severityd
 
-__all__ = ["ActiveContourd", "LiverROICropd", "RemoveSmallTumoursd", "Severityd", "liver_bounding_box"]
+__all__ = [
+    "ActiveContourd",
+    "BinaryClosingd",
+    "LiverROICropd",
+    "LiverReferencedIntensityd",
+    "PatchTargetsd",
+    "RemoveSmallTumoursd",
+    "Severityd",
+    "binary_closing",
+    "liver_bounding_box",
+    "tumour_centre",
+]

@@ -1,0 +1,195 @@
+"""Whole-volume inference of the patch models: score every liver patch of every axial slice, stitch maps.
+
+Both inferers take the preprocessed CT (B, 1, H, W, D) and, as the keyword `label` (passed by
+`PrepareBatchExtraInput`), its label map (B, 1, H, W, D): 0 background, >= 1 liver, 2 tumour (a plain liver
+mask works; tumour values are only used to label the patches for the AUC). The liver decides which patches are
+scored (`livervae.data.patches.grid_patches`: the same grid as in training), so the patch VAE and the U-Net
+baselines are scored on exactly the same patches.
+
+- `LiverPatchInferer` (patch VAE): per patch, the tumour probability (mean over `n_samples` draws of z), its
+  variance (the uncertainty), the predicted tumour centre; returns (B, 2, H, W, D): probability and variance
+  maps, each pixel the mean over the patches covering it (0 outside every liver patch).
+- `SliceMapInferer` (U-Net baselines): MONAI's `SliceInferer` over the axial slices, softmax tumour
+  probability masked to the liver; a patch's score is its mean probability. Returns (B, 1, H, W, D).
+
+After each call `records` holds, per batch item, one dict per scored patch (slice, row, col, score, variance,
+label, tumour_fraction and, for the VAE, the centre in voxels of the preprocessed grid), which
+`livervae.metrics.patch_auc.PatchReportHandler` turns into AUCs and the coordinates JSON.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from monai.inferers import Inferer, SliceInferer
+from monai.utils import convert_to_dst_type
+
+from livervae.data.patches import TUMOUR_THRESHOLD, grid_patches
+from livervae.engines.patch_vae import unwrap
+from livervae.labels import LIVER
+
+
+def stitch_patches(
+    values: torch.Tensor, locations: torch.Tensor, shape: tuple[int, int], patch_size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sum `values` (N,) over the pixels of each patch placed at `locations` (N, 2) (row, col) on an (H, W) plane;
+    return (sum, count) so that sum / count is the mean over covering patches."""
+    total = torch.zeros(shape, dtype=torch.float32)
+    count = torch.zeros(shape, dtype=torch.float32)
+    for value, (row, col) in zip(values.tolist(), locations.tolist()):
+        total[row : row + patch_size, col : col + patch_size] += value
+        count[row : row + patch_size, col : col + patch_size] += 1.0
+    return total, count
+
+
+class _PatchGrid:
+    def __init__(self, patch_size: int, stride: int, min_liver_fraction: float, tumour_threshold: float) -> None:
+        self.patch_size = int(patch_size)
+        self.stride = int(stride)
+        self.min_liver_fraction = float(min_liver_fraction)
+        self.tumour_threshold = float(tumour_threshold)
+        self.records: list[list[dict[str, Any]]] = []
+
+    def slices(self, image: torch.Tensor, label: torch.Tensor):
+        """Yield (k, grid) for each axial slice of (C, H, W, D) with liver patches."""
+        liver = (label[0] >= LIVER).sum(dim=(0, 1))
+        for k in torch.nonzero(liver).flatten().tolist():
+            grid = grid_patches(
+                image[..., k].cpu(),
+                label[..., k].cpu(),
+                self.patch_size,
+                self.stride,
+                self.min_liver_fraction,
+                self.tumour_threshold,
+            )
+            if grid["label"].numel():
+                yield k, grid
+
+    @staticmethod
+    def _label(inputs: torch.Tensor, label: torch.Tensor | None) -> torch.Tensor:
+        if label is None:
+            raise ValueError("patch inference needs the liver label map as the `label` keyword argument")
+        if label.shape[0] != inputs.shape[0] or label.shape[2:] != inputs.shape[2:]:
+            raise ValueError(f"label {tuple(label.shape)} does not match the image {tuple(inputs.shape)}")
+        return torch.as_tensor(label).round()
+
+
+class LiverPatchInferer(Inferer, _PatchGrid):
+    """Patch VAE over every liver patch of a volume: probability and uncertainty maps plus per-patch records.
+
+    Args:
+        patch_size: patch side (the network's).
+        stride: patch stride.
+        min_liver_fraction: which patches count as liver patches.
+        tumour_threshold: tumour fraction that labels a patch tumour (for the AUC).
+        n_samples: draws of z per patch for the probability and its variance.
+        batch_size: patches per forward pass.
+    """
+
+    def __init__(
+        self,
+        patch_size: int = 16,
+        stride: int = 8,
+        min_liver_fraction: float = 0.5,
+        tumour_threshold: float = TUMOUR_THRESHOLD,
+        n_samples: int = 16,
+        batch_size: int = 2048,
+    ) -> None:
+        Inferer.__init__(self)
+        _PatchGrid.__init__(self, patch_size, stride, min_liver_fraction, tumour_threshold)
+        self.n_samples = int(n_samples)
+        self.batch_size = int(batch_size)
+
+    def __call__(self, inputs: torch.Tensor, network: Any, *args: Any, label: torch.Tensor | None = None, **kwargs):
+        label = self._label(inputs, label)
+        net = unwrap(network)
+        device = next(net.parameters()).device
+        p = self.patch_size
+        maps = torch.zeros((inputs.shape[0], 2, *inputs.shape[2:]), dtype=torch.float32)
+        self.records = []
+        for b in range(inputs.shape[0]):
+            records: list[dict[str, Any]] = []
+            shape = tuple(inputs.shape[2:4])
+            for k, grid in self.slices(torch.as_tensor(inputs[b]).float(), label[b]):
+                outs = [net.predict(chunk.to(device), self.n_samples) for chunk in grid["image"].split(self.batch_size)]
+                prob = torch.cat([o["probability"] for o in outs]).float().cpu()
+                var = torch.cat([o["variance"] for o in outs]).float().cpu()
+                coords = torch.cat([o["coords"] for o in outs]).float().cpu()
+                total_p, count = stitch_patches(prob, grid["location"], shape, p)
+                total_v, _ = stitch_patches(var, grid["location"], shape, p)
+                covered = count > 0
+                maps[b, 0, ..., k][covered] = total_p[covered] / count[covered]
+                maps[b, 1, ..., k][covered] = total_v[covered] / count[covered]
+                for i, (row, col) in enumerate(grid["location"].tolist()):
+                    x, y = coords[i].tolist()
+                    records.append(
+                        {
+                            "slice": k,
+                            "row": row,
+                            "col": col,
+                            "score": float(prob[i]),
+                            "variance": float(var[i]),
+                            "label": int(grid["label"][i]),
+                            "tumour_fraction": float(grid["tumour_fraction"][i]),
+                            # voxel position of the predicted centre on the preprocessed grid (axes 0, 1, 2)
+                            "centre_voxel": [row + y * p - 0.5, col + x * p - 0.5, float(k)],
+                        }
+                    )
+            self.records.append(records)
+        # Keep the input's metadata (file name, affine) on the output, as MONAI's own inferers do.
+        return convert_to_dst_type(maps, inputs)[0]
+
+
+class SliceMapInferer(Inferer, _PatchGrid):
+    """A 2D segmentation network over the axial slices; tumour probability in the liver plus patch records.
+
+    Args:
+        roi_size: the 2D window (the network's training slice size; ResNet-50 encoders need multiples of 32).
+        sw_batch_size: windows per forward pass.
+        overlap: window overlap.
+        patch_size, stride, min_liver_fraction, tumour_threshold: the patch grid scored for the AUC.
+        tumour_channel: output channel of the tumour class.
+    """
+
+    def __init__(
+        self,
+        roi_size: tuple[int, int] | list[int] = (160, 160),
+        sw_batch_size: int = 16,
+        overlap: float = 0.25,
+        patch_size: int = 16,
+        stride: int = 8,
+        min_liver_fraction: float = 0.5,
+        tumour_threshold: float = TUMOUR_THRESHOLD,
+        tumour_channel: int = 1,
+    ) -> None:
+        Inferer.__init__(self)
+        _PatchGrid.__init__(self, patch_size, stride, min_liver_fraction, tumour_threshold)
+        self.slice_inferer = SliceInferer(
+            roi_size=tuple(roi_size), sw_batch_size=sw_batch_size, overlap=overlap, spatial_dim=2, mode="gaussian"
+        )
+        self.tumour_channel = int(tumour_channel)
+
+    def __call__(self, inputs: torch.Tensor, network: Any, *args: Any, label: torch.Tensor | None = None, **kwargs):
+        label = self._label(inputs, label)
+        logits = self.slice_inferer(torch.as_tensor(inputs).float(), network)
+        prob = torch.softmax(torch.as_tensor(logits).float(), dim=1)[:, self.tumour_channel : self.tumour_channel + 1]
+        prob = prob * (label.to(prob.device) >= LIVER)
+        self.records = []
+        for b in range(inputs.shape[0]):
+            records = []
+            for k, grid in self.slices(prob[b].detach().cpu(), label[b]):
+                scores = grid["image"].mean(dim=(1, 2, 3))
+                for i, (row, col) in enumerate(grid["location"].tolist()):
+                    records.append(
+                        {
+                            "slice": k,
+                            "row": row,
+                            "col": col,
+                            "score": float(scores[i]),
+                            "label": int(grid["label"][i]),
+                            "tumour_fraction": float(grid["tumour_fraction"][i]),
+                        }
+                    )
+            self.records.append(records)
+        return convert_to_dst_type(prob, inputs)[0]

@@ -1,0 +1,45 @@
+"""The benchmark's settings and report (its measurements themselves are printed by running it, not tested)."""
+
+import importlib.util
+
+from livervae.paths import repo_root
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location(
+        "patch_vae_vs_unet", repo_root() / "benchmarks" / "patch_vae_vs_unet.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quick_settings_and_report_with_ratios_last(tmp_path):
+    bench = _module()
+    args = bench.parse_args(["--quick"])
+    assert (args.pixdim, args.patch_size, args.stride, args.folds) == (3.0, 8, 8, [0, 2])
+    results = []
+    for model, seconds, peak in (("patch_vae", 10.0, 500.0), ("unet", 20.0, 1000.0)):
+        folder = tmp_path / model
+        folder.mkdir()
+        (folder / "patches.csv").write_text("score,label\n0.9,1\n0.1,0\n")
+        results.append(
+            {
+                "model": model,
+                "fold": 0,
+                "train_seconds": seconds,
+                "engine_seconds": seconds / 2,
+                "peak_rss_mib": peak,
+                "rss_growth_mib": peak / 10,
+                "peak_cuda_mib": None,
+                "epochs": 3,
+                "vae_epochs": 2 if model == "patch_vae" else None,
+                "auc": 1.0,
+                "dice": None if model == "patch_vae" else 0.5,
+                "eval_dir": str(folder),
+            }
+        )
+    text = bench.report(results, ["patch_vae", "unet"], [0], "test machine")
+    last = text.splitlines()[-1]
+    assert last.startswith("ratio patch_vae / unet: peak RSS in training 0.50, RSS growth 0.50, training time 0.50")
+    assert "(engines only 0.50), pooled AUC 1.00" in last and "2+3" in text
