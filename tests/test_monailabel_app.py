@@ -52,7 +52,11 @@ def test_bundle_layout_links_the_project_and_generates_configs(bundle_source, tm
         generated = destination / "configs" / name
         assert generated.is_file() and not generated.is_symlink()
         original = json.loads((bundle_source / "configs" / name).read_text())
-        assert json.loads(generated.read_text()) == config_with_settings(original, SETTINGS)
+        expected = config_with_settings(original, {**SETTINGS, "restart_finished_runs": True})
+        assert json.loads(generated.read_text()) == expected
+    # Repeated MONAI Label training requests restart a finished run; the project's own configs do not.
+    assert json.loads((destination / "configs" / "train.json").read_text())["restart_finished_runs"] is True
+    assert json.loads((bundle_source / "configs" / "train.json").read_text())["restart_finished_runs"] is False
     inference = json.loads((destination / "configs" / "inference.json").read_text())
     assert inference["init_filters"] == 8 and inference["liver_pixdim"] == [4.0, 4.0, 4.0]
     assert [p.name for p in (destination / "models").iterdir()] == ["model.pt"]  # no extra models in the client

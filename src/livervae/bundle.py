@@ -187,10 +187,10 @@ def train(
 
 
 def _refuse_finished_run(root: Path, settings: dict[str, Any]) -> None:
-    """Refuse to rerun a finished training in the same run folder.
+    """Refuse to rerun a finished training in the same run folder, saying how to continue it instead.
 
-    The bundles start a finished run afresh (what repeated MONAI Label requests need), which from the command line
-    would quietly retrain and overwrite the best model of the finished run.
+    The bundle itself would end such a run at once without a word (or, with `restart_finished_runs` as MONAI Label
+    sets it, retrain over its best model).
     """
     from livervae.engines.checkpoints import checkpoint_epoch, latest_checkpoint
 

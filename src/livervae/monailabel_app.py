@@ -125,7 +125,8 @@ def prepare_bundle(source: Path, destination: Path, copy_models: bool = False) -
             if target.is_symlink():
                 target.unlink()
             config = json.loads(path.read_text(encoding="utf-8"))
-            write_json_atomic(target, config_with_settings(config, settings))
+            # MONAI Label sends repeated training requests into the same run folder: each starts afresh.
+            write_json_atomic(target, config_with_settings(config, {**settings, "restart_finished_runs": True}))
         else:
             _link(path, target)
     return settings

@@ -84,7 +84,7 @@ def infer_patches(
     if liver_mask is None:
         raise InputError(None, f"{name} scores the liver region only: give its liver mask (--liver-mask)")
     start = time.perf_counter()
-    image = read_input(source, series_uid)
+    image, _ = read_input(source, series_uid)
     read_liver_mask(liver_mask, image.shape, image.affine)
     root = bundle_root(name)
     model = Path(model_path or root / "models" / "model.pt")

@@ -41,7 +41,7 @@ def test_load_model_weights_is_safe_and_specific(tmp_path):
         load_model_weights(nn.Linear(4, 2), tmp_path / "good.pt")
 
 
-def _run(folder, max_epochs, resume=True):
+def _run(folder, max_epochs, resume=True, restart_finished=False):
     net = nn.Linear(2, 1)
     optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max_epochs)
@@ -56,7 +56,8 @@ def _run(folder, max_epochs, resume=True):
 
     trainer = Engine(step)
     trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda e: (scheduler.step(), epochs_run.append(e.state.epoch)))
-    resumed = enable_resume(trainer, folder, {"model": net, "optimizer": optimizer, "lr_scheduler": scheduler}, resume)
+    objects = {"model": net, "optimizer": optimizer, "lr_scheduler": scheduler}
+    resumed = enable_resume(trainer, folder, objects, resume, restart_finished=restart_finished)
     trainer.run([torch.ones(1, 2)] * 3, max_epochs=max_epochs)
     return resumed, epochs_run, scheduler, net
 
@@ -72,11 +73,21 @@ def test_resume_continues_from_the_last_epoch_and_stretches_the_schedule(tmp_pat
     assert epochs == [1, 2, 3, 4]
 
 
-def test_a_finished_run_is_not_resumed(tmp_path):
+def test_a_finished_run_stays_finished(tmp_path):
     _run(tmp_path, 3)
-    resumed, epochs, _, _ = _run(tmp_path, 3)  # e.g. a second MONAI Label training request of the same length
+    resumed, epochs, _, _ = _run(tmp_path, 3)  # e.g. a finished pre-training stage: skipped
+    assert resumed.endswith("checkpoint_epoch=3.pt") and epochs == []
+    assert sorted(p.name for p in tmp_path.glob("*.pt")) == ["checkpoint_epoch=3.pt"]
+    with pytest.raises(InputError, match="holds 3 finished epochs, more than this run's max_epochs 1"):
+        _run(tmp_path, 1)
+
+
+def test_a_finished_run_restarts_when_asked(tmp_path):
+    _run(tmp_path, 3)
+    # A second MONAI Label training request of the same length starts afresh.
+    resumed, epochs, _, _ = _run(tmp_path, 3, restart_finished=True)
     assert resumed.endswith("checkpoint_epoch=3.pt") and epochs == [1, 2, 3]
-    resumed, epochs, _, _ = _run(tmp_path, 1)  # shorter than the checkpoint: resuming would fail in MONAI
+    resumed, epochs, _, _ = _run(tmp_path, 1, restart_finished=True)  # shorter: resuming would fail in MONAI
     assert epochs == [1] and sorted(p.name for p in tmp_path.glob("*.pt")) == ["checkpoint_epoch=1.pt"]
 
 

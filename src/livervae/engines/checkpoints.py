@@ -145,13 +145,15 @@ def enable_resume(
     objects: dict[str, Any],
     resume: bool = True,
     device: str | torch.device | None = None,
+    restart_finished: bool = False,
 ) -> str | None:
     """Save a full checkpoint after every epoch and, if one exists, resume from it when training starts.
 
     The checkpoint holds `objects` (network, optimizer, scheduler, scaler...) plus the trainer's epoch and
     iteration, so a run killed at any point restarts at the last finished epoch and still ends after
     `max_epochs`. A checkpoint whose epoch has already reached this run's `max_epochs` belongs to a finished run:
-    it is not resumed (which would end at once, or fail for a shorter run) and the run starts fresh; this is what
+    by default it is loaded and the run ends at once (rerunning a finished command does nothing, and a finished
+    stage of a multi-stage bundle is skipped); with `restart_finished` the run starts fresh instead, which is what
     repeated MONAI Label training requests need. Attached after the trainer is built because the trainer cannot
     reference handlers that reference it. Only the newest checkpoint is kept, written atomically
     (`AtomicCheckpointSaver`).
@@ -162,6 +164,7 @@ def enable_resume(
         objects: name → object with `state_dict`/`load_state_dict`.
         resume: False starts fresh even if a checkpoint exists.
         device: map_location for loading.
+        restart_finished: start afresh when the checkpoint's run had already reached `max_epochs`.
 
     Returns:
         The checkpoint to resume from (unless its run turns out to be finished when training starts), or None.
@@ -178,14 +181,24 @@ def enable_resume(
     latest = latest_checkpoint(folder) if resume else None
     if latest is not None:
         loader = CheckpointLoader(load_path=latest, load_dict=to_save, map_location=device)
-        trainer.add_event_handler(Events.STARTED, _resume_unfinished, loader, latest, objects)
+        trainer.add_event_handler(Events.STARTED, _resume, loader, latest, objects, restart_finished)
     return latest
 
 
-def _resume_unfinished(engine: Engine, loader: CheckpointLoader, path: str, objects: dict[str, Any]) -> None:
-    """At STARTED (when the run's max_epochs is known): resume from `path` unless its run had finished."""
+def _resume(
+    engine: Engine, loader: CheckpointLoader, path: str, objects: dict[str, Any], restart_finished: bool
+) -> None:
+    """At STARTED (when the run's max_epochs is known): resume from `path`, or start afresh from a finished run."""
     epoch = checkpoint_epoch(path)
     if engine.state.max_epochs is not None and epoch >= engine.state.max_epochs:
+        if not restart_finished:
+            if epoch > engine.state.max_epochs:
+                raise InputError(
+                    path, f"holds {epoch} finished epochs, more than this run's max_epochs {engine.state.max_epochs}"
+                )
+            logger.info("%s: this run already finished %d epoch(s); nothing to train", path, epoch)
+            loader(engine)
+            return
         logger.info(
             "%s is the end of a finished run (epoch %d, this run has max_epochs %d): starting fresh",
             path,
