@@ -1,3 +1,4 @@
+import math
 import pickle
 
 import pytest
@@ -46,6 +47,7 @@ def _run(folder, max_epochs, resume=True, restart_finished=False):
     optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max_epochs)
     epochs_run = []
+    rates = []
 
     def step(engine, batch):
         optimizer.zero_grad()
@@ -55,10 +57,12 @@ def _run(folder, max_epochs, resume=True, restart_finished=False):
         return loss.item()
 
     trainer = Engine(step)
+    trainer.add_event_handler(Events.EPOCH_STARTED, lambda e: rates.append(optimizer.param_groups[0]["lr"]))
     trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda e: (scheduler.step(), epochs_run.append(e.state.epoch)))
     objects = {"model": net, "optimizer": optimizer, "lr_scheduler": scheduler}
     resumed = enable_resume(trainer, folder, objects, resume, restart_finished=restart_finished)
     trainer.run([torch.ones(1, 2)] * 3, max_epochs=max_epochs)
+    scheduler.rates = rates  # the learning rate each epoch started with
     return resumed, epochs_run, scheduler, net
 
 
@@ -67,7 +71,9 @@ def test_resume_continues_from_the_last_epoch_and_stretches_the_schedule(tmp_pat
     assert resumed is None and epochs == [1, 2]
     resumed, epochs, scheduler, _ = _run(tmp_path, 4)
     assert resumed.endswith("checkpoint_epoch=2.pt") and epochs == [3, 4]
-    assert scheduler.T_max == 4 and scheduler.get_last_lr()[0] == pytest.approx(0.0)
+    # The first run's schedule had reached 0; the stretched one resumes at its own value for epoch 3 of 4.
+    assert scheduler.T_max == 4 and scheduler.rates == pytest.approx([0.05, 0.1 * (1 + math.cos(math.pi * 3 / 4)) / 2])
+    assert scheduler.get_last_lr()[0] == pytest.approx(0.0)
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint_epoch=4.pt"]
     _, epochs, _, _ = _run(tmp_path, 4, resume=False)
     assert epochs == [1, 2, 3, 4]

@@ -112,7 +112,9 @@ def _match_schedule_length(engine: Engine, objects: dict[str, Any]) -> None:
     """After resuming, stretch epoch-based LR schedules to the run's current max_epochs.
 
     A scheduler's state carries its length (`T_max`, `total_iters`) from the interrupted run; resuming with a
-    larger `max_epochs` would otherwise continue at the old schedule's end (for cosine annealing: LR 0).
+    larger `max_epochs` would otherwise continue at the old schedule's end (for cosine annealing: LR 0). The
+    learning rate is then set to the stretched schedule's value at the current epoch: torch's cosine schedule
+    updates the rate multiplicatively from the previous one, so a rate that had reached 0 would stay 0.
     """
     for obj in objects.values():
         for attribute in ("T_max", "total_iters"):
@@ -122,6 +124,11 @@ def _match_schedule_length(engine: Engine, objects: dict[str, Any]) -> None:
                     "max_epochs is now %d (was %d): stretching the LR schedule", engine.state.max_epochs, old
                 )
                 setattr(obj, attribute, engine.state.max_epochs)
+                closed_form = getattr(obj, "_get_closed_form_lr", None)
+                if closed_form is not None:
+                    for group, lr in zip(obj.optimizer.param_groups, closed_form()):
+                        group["lr"] = lr
+                    obj._last_lr = [group["lr"] for group in obj.optimizer.param_groups]
 
 
 def _rolling_checkpoints(folder: Path) -> list[tuple[int, Path]]:
