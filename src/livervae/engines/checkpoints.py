@@ -124,11 +124,12 @@ def _match_schedule_length(engine: Engine, objects: dict[str, Any]) -> None:
                     "max_epochs is now %d (was %d): stretching the LR schedule", engine.state.max_epochs, old
                 )
                 setattr(obj, attribute, engine.state.max_epochs)
-                closed_form = getattr(obj, "_get_closed_form_lr", None)
-                if closed_form is not None:
-                    for group, lr in zip(obj.optimizer.param_groups, closed_form()):
-                        group["lr"] = lr
-                    obj._last_lr = [group["lr"] for group in obj.optimizer.param_groups]
+        closed_form = getattr(obj, "_get_closed_form_lr", None)
+        if closed_form is not None and hasattr(obj, "optimizer"):
+            # Also repairs checkpoints written by a stretched run before this fix, whose rate is stuck at 0.
+            for group, lr in zip(obj.optimizer.param_groups, closed_form()):
+                group["lr"] = lr
+            obj._last_lr = [group["lr"] for group in obj.optimizer.param_groups]
 
 
 def _rolling_checkpoints(folder: Path) -> list[tuple[int, Path]]:
