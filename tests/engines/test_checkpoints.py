@@ -203,3 +203,33 @@ def test_a_rolling_checkpoint_is_removed_only_after_its_successor_is_complete(tm
     # Ignite asked for epoch 2's removal before writing epoch 3; it was deferred, so epoch 2 is still there.
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model_epoch=2.pt"]
     monkeypatch.setattr(torch, "save", real_save)
+
+
+def test_best_model_tracking_survives_a_resume(tmp_path):
+    from livervae.engines.checkpoints import AtomicCheckpointSaver
+
+    def evaluator_with(score: float, saver_state=None):
+        net = nn.Linear(2, 1)
+        engine = Engine(lambda e, b: None)
+        engine.add_event_handler(Events.EPOCH_COMPLETED, lambda e: e.state.metrics.update(dice=score))
+        saver = AtomicCheckpointSaver(
+            save_dir=str(tmp_path),
+            save_dict={"model": net},
+            save_key_metric=True,
+            key_metric_name="dice",
+            key_metric_filename="model.pt",
+        )
+        if saver_state is not None:
+            saver.load_state_dict(saver_state)
+        saver.attach(engine)
+        engine.run([0], max_epochs=1)
+        return saver, net
+
+    saver, first = evaluator_with(0.5)
+    state = saver.state_dict()
+    assert [priority for priority, _ in next(iter(state.values()))] == [0.5]
+    evaluator_with(0.3, state)  # a resumed run whose first validation is worse keeps the earlier best model
+    kept = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert torch.equal(kept["weight"], first.weight.detach())
+    _, better = evaluator_with(0.7, state)
+    assert torch.equal(torch.load(tmp_path / "model.pt", weights_only=True)["weight"], better.weight.detach())

@@ -64,6 +64,14 @@ class AtomicCheckpointSaver(CheckpointSaver):
                 handler = checkpoint.save_handler
                 checkpoint.save_handler = _AtomicDiskSaver(handler.dirname, getattr(handler, "filename", None))
 
+    def state_dict(self) -> dict[str, Any]:
+        """The best-model tracking (scores of the models kept), so a resumed run keeps the best it had.
+
+        Saved in the resume checkpoint (`enable_resume`); without it a resumed run would replace `model.pt` at its
+        first validation, however much worse. `load_state_dict` (MONAI's) restores it.
+        """
+        return dict(self._key_metric_checkpoint.state_dict()) if self._key_metric_checkpoint is not None else {}
+
 
 def latest_checkpoint(folder: str | os.PathLike[str]) -> str | None:
     """The `*checkpoint_epoch=N.pt` file with the highest N in `folder` (written by `enable_resume`), or
