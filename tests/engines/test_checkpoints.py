@@ -233,3 +233,18 @@ def test_best_model_tracking_survives_a_resume(tmp_path):
     assert torch.equal(kept["weight"], first.weight.detach())
     _, better = evaluator_with(0.7, state)
     assert torch.equal(torch.load(tmp_path / "model.pt", weights_only=True)["weight"], better.weight.detach())
+
+
+def test_a_checkpoint_from_before_new_bookkeeping_state_still_resumes(tmp_path, caplog):
+    _run(tmp_path, 2)
+    path = tmp_path / "checkpoint_epoch=2.pt"
+    saved = torch.load(path, weights_only=True)
+    torch.save({key: value for key, value in saved.items() if key != "lr_scheduler"}, path)
+    with caplog.at_level("WARNING", logger="livervae.engines.checkpoints"):
+        resumed, epochs, scheduler, _ = _run(tmp_path, 4)
+    assert resumed.endswith("checkpoint_epoch=2.pt") and epochs == [3, 4]
+    assert "has no saved 'lr_scheduler'" in caplog.text
+    torch.save({key: value for key, value in saved.items() if key != "model"}, tmp_path / "checkpoint_epoch=4.pt")
+    (tmp_path / "checkpoint_epoch=2.pt").unlink(missing_ok=True)
+    with pytest.raises(ValueError, match="Key .model. from x is not found"):  # the weights are never optional
+        _run(tmp_path, 6)

@@ -223,8 +223,28 @@ def _resume(
         )
         return
     logger.info("resuming from %s", path)
+    _skip_missing_state(loader, path)
     loader(engine)
     _match_schedule_length(engine, objects)
+
+
+def _skip_missing_state(loader: CheckpointLoader, path: str) -> None:
+    """Let a checkpoint from an older LiverVAE resume when it lacks bookkeeping state added since.
+
+    Networks and the trainer's epoch must be there (a checkpoint without them is refused when loaded); other
+    objects (e.g. the best-model tracker) missing from the file start fresh, with a warning naming them.
+    """
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - the loader itself raises the error users see for an unreadable file
+        return
+    if not isinstance(saved, dict):
+        return
+    for name in [name for name in loader.load_dict if name not in saved]:
+        if name == "trainer" or isinstance(loader.load_dict[name], nn.Module):
+            continue
+        logger.warning("%s has no saved %r (written by an older version?); it starts fresh", path, name)
+        loader.load_dict = {key: value for key, value in loader.load_dict.items() if key != name}
 
 
 def enable_early_stopping(evaluator: Engine, trainer: Engine, patience: int, metric: str) -> EarlyStopHandler | None:
