@@ -335,5 +335,5 @@ def record_eval_metrics(name: str, summary: dict[str, Any], dataset_dir: Any, fo
     names = "+".join(p.name for p in dataset_dirs(dataset_dir))
     count = f"{summary['cases']} case(s)" if "cases" in summary else f"{len(folds)} fold(s)"
     metadata["eval_data"] = f"{names}, fold {fold}, split {split}, {count}"
-    write_json_atomic(path, metadata)
+    write_json_atomic(path, metadata, indent=4)  # the bundles' own layout, so the diff shows only the metrics
     return path

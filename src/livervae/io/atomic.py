@@ -65,9 +65,9 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
     return Path(path)
 
 
-def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> Path:
+def write_json_atomic(path: str | os.PathLike[str], obj: Any, indent: int = 2) -> Path:
     """Write `obj` as indented JSON to `path` atomically and return the path."""
-    return write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    return write_text_atomic(path, json.dumps(obj, indent=indent, sort_keys=False) + "\n")
 
 
 def check_output_dir(out_dir: str | os.PathLike[str], overwrite: bool) -> Path:
