@@ -2,6 +2,9 @@
 
 import importlib.util
 
+import nibabel as nib
+import numpy as np
+
 from livervae.paths import repo_root
 
 
@@ -43,3 +46,29 @@ def test_quick_settings_and_report_with_ratios_last(tmp_path):
     last = text.splitlines()[-1]
     assert last.startswith("ratio patch_vae / unet: peak RSS in training 0.50, RSS growth 0.50, training time 0.50")
     assert "(engines only 0.50), pooled AUC 1.00" in last and "2+3" in text
+
+
+def _inference_module():
+    spec = importlib.util.spec_from_file_location("inference_bench", repo_root() / "benchmarks" / "inference.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_inference_benchmark_extends_the_ct_by_mirroring_and_reports_ratios_last(tmp_path, real_case):
+    bench = _inference_module()
+    assert bench.mirrored_slices(3, 8).tolist() == [0, 1, 2, 2, 1, 0, 0, 1]
+    assert bench.mirrored_slices(119, 100).tolist() == list(range(100))
+    source = nib.load(str(real_case / "nifti" / "ct.nii.gz"))
+    extended = nib.load(str(bench.make_ct(real_case / "nifti" / "ct.nii.gz", 240, tmp_path / "ct.nii.gz")))
+    assert extended.shape == (512, 512, 240) and np.allclose(extended.affine, source.affine)
+    assert np.array_equal(extended.dataobj[:, :, 119], source.dataobj[:, :, 118])  # the mirror starts at the end
+    rows = [
+        {"method": "MONAI default sliding window", "model_load_s": 0.1, "end_to_end_s": 30.0, "inference_s": 24.0,
+         "peak_rss_mib": 3000.0, "peak_cuda_mib": None},
+        {"method": "LiverVAE two-stage", "model_load_s": 0.2, "end_to_end_s": 10.0, "inference_s": 6.0,
+         "peak_rss_mib": 1000.0, "peak_cuda_mib": None},
+    ]  # fmt: skip
+    last = bench.report(rows, "test machine", (512, 512, 160), "cpu").splitlines()[-1]
+    assert last.startswith("ratio MONAI default / LiverVAE: end to end 3.00x, inference 4.00x, peak RSS 3.00")
+    assert "LiverVAE end to end 10.0 s vs target <= 60 s" in last
