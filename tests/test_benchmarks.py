@@ -72,3 +72,29 @@ def test_inference_benchmark_extends_the_ct_by_mirroring_and_reports_ratios_last
     last = bench.report(rows, "test machine", (512, 512, 160), "cpu").splitlines()[-1]
     assert last.startswith("ratio MONAI default / LiverVAE: end to end 3.00x, inference 4.00x, peak RSS 3.00")
     assert "LiverVAE end to end 10.0 s vs target <= 60 s" in last
+
+
+def _memory_module():
+    spec = importlib.util.spec_from_file_location("memory_bench", repo_root() / "benchmarks" / "memory.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_memory_benchmark_puts_invertd_back_and_reports_targets_and_ratios_last():
+    from livervae.bundle import BundlePredictor
+
+    bench = _memory_module()
+    override = bench.invertd_override()
+    predictor = BundlePredictor(device="cpu", overrides=override)
+    assert type(predictor.postprocessing.transforms[-1]).__name__ == "Invertd"
+    assert type(BundlePredictor(device="cpu").postprocessing.transforms[-1]).__name__ == "SourceGridLabeld"
+    rows = [
+        {"slices": 1000, "source_grid_step": "SourceGridLabeld", "seconds": 40.0, "peak_rss_gib": 5.0,
+         "peak_cuda_gib": None, "liver_ml": 1.0},
+        {"slices": 1000, "source_grid_step": "Invertd", "seconds": 60.0, "peak_rss_gib": 16.0,
+         "peak_cuda_gib": None, "liver_ml": 1.0},
+    ]  # fmt: skip
+    lines = bench.report(rows, "test machine", "cpu").splitlines()
+    assert lines[-2] == "1000 slices: peak RSS 5.00 GiB (target <= 12 GiB)"
+    assert lines[-1] == "ratio peak RSS SourceGridLabeld / Invertd by slices: 1000: 0.31"

@@ -7,6 +7,7 @@ from livervae.transforms.morphology import BinaryClosingd, binary_closing
 from livervae.transforms.patch_targets import PatchTargetsd, tumour_centre
 from livervae.transforms.postprocess import RemoveSmallTumoursd
 from livervae.transforms.severity import Severityd
+from livervae.transforms.source_grid import SourceGridLabeld
 
 __all__ = [
     "ActiveContourd",
@@ -16,6 +17,7 @@ __all__ = [
     "PatchTargetsd",
     "RemoveSmallTumoursd",
     "Severityd",
+    "SourceGridLabeld",
     "binary_closing",
     "liver_bounding_box",
     "tumour_centre",
