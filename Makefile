@@ -48,7 +48,7 @@ ML_LIVER_EPOCHS ?= 10
 ML_TUMOUR_EPOCHS ?= 8
 LINT_PATHS := src tests data_prep $(wildcard benchmarks bundles/*/scripts)
 
-.PHONY: help install preprocess phantom train eval infer cv ablate bench bench-patch-vae bench-active-contour bench-inference bench-memory demo \
+.PHONY: help install preprocess phantom train eval infer cv ablate bench bench-patch-vae bench-active-contour bench-inference bench-memory bench-training demo \
 	test test-slow test-all lint format clean monailabel monailabel-install monailabel-models monailabel-prepare \
 	test-monailabel
 
@@ -73,7 +73,7 @@ help:
 	@echo "make ablate DATA=<dataset> [ARGS='--data name=<dataset> --model <model.pt>']"
 	@echo "                                 tumour bundle with and without active-contour refinement"
 	@echo "make bench                       every benchmark the machine can run (CPU; GPU parts where present)"
-	@echo "make bench-active-contour | bench-inference | bench-memory | bench-patch-vae [ARGS='--device cuda ...']"
+	@echo "make bench-active-contour | bench-inference | bench-memory | bench-training | bench-patch-vae [ARGS='--device cuda ...']"
 	@echo "make monailabel [STUDIES=<dir>] [HOST=127.0.0.1] [PORT=8000]"
 	@echo "                                 MONAI Label server with LiverVAE's bundles (own env $(ML_VENV))"
 	@echo "make test-monailabel             start the server, check info/infer/train over HTTP, stop it (slow)"
@@ -128,7 +128,10 @@ bench-inference: install
 bench-memory: install
 	$(PY) benchmarks/memory.py $(if $(ARGS),$(ARGS),--compare-invertd)
 
-bench: bench-active-contour bench-inference bench-memory bench-patch-vae
+bench-training: install
+	$(PY) benchmarks/training.py $(ARGS)
+
+bench: bench-active-contour bench-inference bench-memory bench-training bench-patch-vae
 
 ablate: install
 	@test -n "$(DATA)" || { echo "usage: make ablate DATA=<dataset> [ARGS='--data name=<dataset> --model <model.pt>']"; exit 2; }

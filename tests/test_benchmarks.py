@@ -98,3 +98,15 @@ def test_memory_benchmark_puts_invertd_back_and_reports_targets_and_ratios_last(
     lines = bench.report(rows, "test machine", "cpu").splitlines()
     assert lines[-2] == "1000 slices: peak RSS 5.00 GiB (target <= 12 GiB)"
     assert lines[-1] == "ratio peak RSS SourceGridLabeld / Invertd by slices: 1000: 0.31"
+
+
+def test_training_benchmark_reports_epoch_and_naive_ratios_last(tmp_path):
+    spec = importlib.util.spec_from_file_location("training_bench", repo_root() / "benchmarks" / "training.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    result = {
+        "bundle": "liver_ct_segmentation", "preset": "cpu", "device": "cpu", "isolated_step_s": 2.0,
+        "optimised_epoch_s": 10.0, "optimised_iterations": 4, "naive_epoch_s": 20.0, "naive_iterations": 4,
+    }  # fmt: skip
+    last = bench.report(result, "test machine").splitlines()[-1]
+    assert last == "ratio optimised epoch / isolated step 0.80 (target >= 0.90), optimised / naive 2.00"
