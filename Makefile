@@ -72,7 +72,7 @@ help:
 	@echo "make cv BUNDLE=<patch bundle> DATA=<dataset>:<dataset> [FOLDS='0 1'] [EPOCHS=n]   leave-one-patient-out"
 	@echo "make ablate DATA=<dataset> [ARGS='--data name=<dataset> --model <model.pt>']"
 	@echo "                                 tumour bundle with and without active-contour refinement"
-	@echo "make bench                       every benchmark the machine can run (CPU; GPU parts where present)"
+	@echo "make bench [ARGS='--skip patch_vae_vs_unet']  every benchmark (GPU parts where present) -> runs/bench/bench.{json,md}"
 	@echo "make bench-active-contour | bench-inference | bench-memory | bench-training | bench-patch-vae [ARGS='--device cuda ...']"
 	@echo "make monailabel [STUDIES=<dir>] [HOST=127.0.0.1] [PORT=8000]"
 	@echo "                                 MONAI Label server with LiverVAE's bundles (own env $(ML_VENV))"
@@ -131,7 +131,8 @@ bench-memory: install
 bench-training: install
 	$(PY) benchmarks/training.py $(ARGS)
 
-bench: bench-active-contour bench-inference bench-memory bench-training bench-patch-vae
+bench: install
+	$(PY) benchmarks/run_all.py $(ARGS)
 
 ablate: install
 	@test -n "$(DATA)" || { echo "usage: make ablate DATA=<dataset> [ARGS='--data name=<dataset> --model <model.pt>']"; exit 2; }

@@ -110,3 +110,30 @@ def test_training_benchmark_reports_epoch_and_naive_ratios_last(tmp_path):
     }  # fmt: skip
     last = bench.report(result, "test machine").splitlines()[-1]
     assert last == "ratio optimised epoch / isolated step 0.80 (target >= 0.90), optimised / naive 2.00"
+
+
+def test_bench_report_gathers_each_table_and_its_ratio_lines():
+    spec = importlib.util.spec_from_file_location("run_all", repo_root() / "benchmarks" / "run_all.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    printed = (
+        "machine: x\nalgorithm size\nratios (scikit-image time / torch time; targets: CPU >= 10x):\n  cv: CPU 20x\n"
+    )
+    report = {
+        "machine": "test machine",
+        "date": "2026-12-01",
+        "benchmarks": {
+            "active_contour": {
+                "returncode": 0,
+                "log": "a.log",
+                "ratios": bench.ratio_lines(printed),
+                "result": {"machine": "x", "rows": [{"size": 128, "cpu_speedup": 20.0, "torch_cuda_s": None}]},
+            },
+            "training": {"returncode": 1, "log": "t.log", "ratios": []},
+        },
+    }
+    text = bench.render(report)
+    assert "Machine: test machine. Date: 2026-12-01." in text
+    assert "| size | cpu_speedup | torch_cuda_s |\n|---|---|---|\n| 128 | 20.0 |  |" in text
+    assert "- ratios (scikit-image time / torch time; targets: CPU >= 10x):" in text
+    assert "Failed (exit 1); see `t.log`." in text
