@@ -38,7 +38,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
         return ""
     keys = list(rows[0])
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    lines += ["| " + " | ".join("" if row.get(k) is None else str(row.get(k)) for k in keys) + " |" for row in rows]
+    lines += ["| " + " | ".join(_cell(row.get(k)) for k in keys) + " |" for row in rows]
     return "\n".join(lines)
 
 
@@ -52,8 +52,20 @@ def result_rows(result: Any) -> list[dict[str, Any]]:
 
 
 def ratio_lines(output: str) -> list[str]:
-    """The lines of a benchmark's printed output that state ratios or targets (each benchmark prints them last)."""
-    return [line.strip() for line in output.splitlines() if "ratio" in line.lower() or "target" in line.lower()]
+    """The closing lines of a benchmark's printed output: from the first that states a ratio or a target on."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    for index, line in enumerate(lines):
+        if line.lower().startswith("ratio") or "(target" in line:
+            return lines[index:]
+    return []
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
 
 
 def render(report: dict[str, Any]) -> str:
@@ -101,8 +113,9 @@ def main(argv: list[str] | None = None) -> int:
             command += ["--device", "cuda"]
         print(f"== {name}: {' '.join(command[1:])}", flush=True)
         completed = subprocess.run(command, capture_output=True, text=True)
-        log = args.out / f"{name}.log"
-        log.write_text(completed.stdout + completed.stderr, encoding="utf-8")
+        log = args.out / f"{name}.log"  # its stderr (warnings, progress, tracebacks); stdout goes to <name>.txt
+        log.write_text(completed.stderr, encoding="utf-8")
+        (args.out / f"{name}.txt").write_text(completed.stdout, encoding="utf-8")
         print(completed.stdout[-2000:], flush=True)
         entry = {"command": command[1:], "returncode": completed.returncode, "log": str(log)}
         entry["ratios"] = ratio_lines(completed.stdout)

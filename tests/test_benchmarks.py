@@ -127,13 +127,14 @@ def test_bench_report_gathers_each_table_and_its_ratio_lines():
                 "returncode": 0,
                 "log": "a.log",
                 "ratios": bench.ratio_lines(printed),
-                "result": {"machine": "x", "rows": [{"size": 128, "cpu_speedup": 20.0, "torch_cuda_s": None}]},
+                "result": {"machine": "x", "rows": [{"size": 128, "cpu_speedup": 20.87654, "torch_cuda_s": None}]},
             },
             "training": {"returncode": 1, "log": "t.log", "ratios": []},
         },
     }
     text = bench.render(report)
     assert "Machine: test machine. Date: 2026-12-01." in text
-    assert "| size | cpu_speedup | torch_cuda_s |\n|---|---|---|\n| 128 | 20.0 |  |" in text
-    assert "- ratios (scikit-image time / torch time; targets: CPU >= 10x):" in text
+    assert "| size | cpu_speedup | torch_cuda_s |\n|---|---|---|\n| 128 | 20.88 |  |" in text
+    assert "- ratios (scikit-image time / torch time; targets: CPU >= 10x):\n- cv: CPU 20x" in text
+    assert "iterations" not in text
     assert "Failed (exit 1); see `t.log`." in text
