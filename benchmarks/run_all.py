@@ -1,7 +1,7 @@
 """`make bench`: run every benchmark this machine can, then write one JSON and one Markdown report.
 
 Each benchmark runs as its own process with `--json` (CUDA where a GPU is present, the CPU always); its printed
-output is kept beside the JSON, and the report gathers every result table with its ratio lines, the machine and
+output (`<name>.txt`) and stderr (`<name>.log`) are kept beside the JSON, and the report gathers every result table with its ratio lines, the machine and
 the date. The patch VAE comparison takes tens of minutes on a CPU; `--skip patch_vae_vs_unet` leaves it out.
 
     python benchmarks/run_all.py [--out runs/bench] [--skip NAME ...]
@@ -33,7 +33,7 @@ WRITES_JSON = {"active_contour", "inference", "memory", "training"}
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
-    """A Markdown table of `rows` (dicts with the same keys), values as printed by `str`."""
+    """A Markdown table of `rows` (dicts with the same keys); floats to 4 significant digits."""
     if not rows:
         return ""
     keys = list(rows[0])
