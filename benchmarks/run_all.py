@@ -1,8 +1,8 @@
 """`make bench`: run every benchmark this machine can, then write one JSON and one Markdown report.
 
 Each benchmark runs as its own process with `--json` (CUDA where a GPU is present, the CPU always); its printed
-output (`<name>.txt`) and stderr (`<name>.log`) are kept beside the JSON, and the report gathers every result table with its ratio lines, the machine and
-the date. The patch VAE comparison takes tens of minutes on a CPU; `--skip patch_vae_vs_unet` leaves it out.
+output (`<name>.txt`) and stderr (`<name>.log`) are kept beside the JSON, and the report gathers every result
+table with its ratio lines, the machine and the date. The patch VAE comparison takes tens of minutes on a CPU; `--skip patch_vae_vs_unet` leaves it out.
 
     python benchmarks/run_all.py [--out runs/bench] [--skip NAME ...]
 """
