@@ -2,7 +2,8 @@
 
 Each benchmark runs as its own process with `--json` (CUDA where a GPU is present, the CPU always); its printed
 output (`<name>.txt`) and stderr (`<name>.log`) are kept beside the JSON, and the report gathers every result
-table with its ratio lines, the machine and the date. The patch VAE comparison takes tens of minutes on a CPU; `--skip patch_vae_vs_unet` leaves it out.
+table with its ratio lines, the machine and the date. The patch VAE comparison takes tens of minutes on a CPU;
+`--skip patch_vae_vs_unet` leaves it out.
 
     python benchmarks/run_all.py [--out runs/bench] [--skip NAME ...]
 """
