@@ -186,11 +186,6 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default runs/demo)")
     demo.add_argument("--phantoms", type=int, default=8, help="phantom cases to generate (default 8)")
     demo.add_argument("--no-train", action="store_true", help="only prepare the data (no training or inference)")
-    demo.add_argument(
-        "--train",
-        action="store_true",
-        help="train both stages briefly here instead of using the bundle's shipped weights",
-    )
     demo.add_argument("--liver-epochs", type=int, default=10, help="stage-1 training epochs (default 10)")
     demo.add_argument("--tumour-epochs", type=int, default=8, help="stage-2 training epochs (default 8)")
     return parser
@@ -319,8 +314,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "demo":
         from livervae.demo import run_demo
 
-        mode: bool | str = False if args.no_train else ("brief" if args.train else True)
-        run_demo(args.out, args.phantoms, mode, args.liver_epochs, args.tumour_epochs)
+        run_demo(args.out, args.phantoms, not args.no_train, args.liver_epochs, args.tumour_epochs)
         return 0
     raise AssertionError(f"unhandled command {args.command}")
 

@@ -2,11 +2,9 @@
 
 1. Prepare 3D-IRCADb-01 patient 17 (read in place from the shared data folder; the derived label map stays under
    the run's output folder, as the dataset's no-derivatives licence requires) and a phantom cohort.
-2. Models: the two-stage bundle's shipped weights (trained by `make train` on another phantom cohort, see the
-   bundle README), or, with `train_models="brief"` or when no weights ship, both stages trained briefly here on
-   the demo phantoms with the CPU preset.
-3. Segment the real CT with the two-stage bundle (no model ever saw real data) and score it against the reference:
-   label map, overlay PNG and a metrics report. Phantoms the model never saw are scored too.
+2. Train the liver model (stage 1) and the tumour model (stage 2) briefly on the phantoms with the CPU preset.
+3. Segment the real CT with the two-stage bundle (it never saw real data) and score it against the reference:
+   label map, overlay PNG and a metrics report. Held-out phantoms are scored too.
 """
 
 from __future__ import annotations
@@ -16,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from livervae.bundle import LIVER_BUNDLE, TUMOUR_BUNDLE, BundlePredictor, bundle_root, evaluate, train
+from livervae.bundle import LIVER_BUNDLE, TUMOUR_BUNDLE, BundlePredictor, evaluate, train
 from livervae.data.formats import SourceOptions
 from livervae.data.preprocess import preprocess
 from livervae.errors import InputError
@@ -115,29 +113,10 @@ def score_real_case(out: Path, tumour_model: Path, device: str = "cpu") -> dict[
     return result
 
 
-def shipped_model() -> Path | None:
-    """The two-stage bundle's shipped `models/model.pt`, if there is one."""
-    path = bundle_root(TUMOUR_BUNDLE) / "models" / "model.pt"
-    return path if path.is_file() else None
-
-
 def run_demo(
-    out: Path,
-    n_phantoms: int = 8,
-    train_models: bool | str = True,
-    liver_epochs: int = 10,
-    tumour_epochs: int = 8,
+    out: Path, n_phantoms: int = 8, train_models: bool = True, liver_epochs: int = 10, tumour_epochs: int = 8
 ) -> dict[str, float]:
-    """Run the demo under `out` and print what it did; return timings in seconds.
-
-    Args:
-        out: output folder.
-        n_phantoms: phantom cases to generate.
-        train_models: True segments and scores with the shipped weights (training briefly here only when none
-            ship), "brief" always trains both stages briefly here first, False only prepares the data.
-        liver_epochs: stage-1 epochs of a brief training.
-        tumour_epochs: stage-2 epochs of a brief training.
-    """
+    """Run the demo under `out` and print what it did; return timings in seconds."""
     out = Path(out)
     start = time.perf_counter()
     timings = prepare(out, n_phantoms)
@@ -145,30 +124,20 @@ def run_demo(
     overlays += _overlays(out / "phantoms", out / "overlays", "synthetic phantom", limit=2)
     print("overlays: " + ", ".join(str(p) for p in overlays))
     if train_models:
-        tumour = None if train_models == "brief" else shipped_model()
-        if tumour is None:
-            _, tumour, train_timings = train_both(out, liver_epochs, tumour_epochs)
-            timings.update(train_timings)
-            # Trained on folds 1-3 of these phantoms: fold 0 is held out.
-            held_out = {"fold": 0, "split": "val"}
-            source = "trained briefly here"
-        else:
-            # The shipped model was trained on another phantom cohort: every demo phantom is unseen.
-            held_out = {"fold": 0, "split": "all"}
-            source = f"shipped weights {tumour}"
-        print(f"model: {source}")
+        _, tumour, train_timings = train_both(out, liver_epochs, tumour_epochs)
+        timings.update(train_timings)
         phantom_eval = evaluate(
             TUMOUR_BUNDLE,
             out / "phantoms",
+            fold=0,
             output_dir=out / "phantom_eval",
             device="cpu",
             overrides={"model_path": str(tumour)},
-            **held_out,
         )["summary"]
         real = score_real_case(out, tumour)
         timings["total_s"] = round(time.perf_counter() - start, 1)
         print(
-            f"unseen phantoms ({phantom_eval['cases']} cases): liver Dice "
+            f"held-out phantoms (fold 0, {phantom_eval['cases']} cases): liver Dice "
             f"{phantom_eval['liver_dice_mean']:.3f}, tumour Dice {phantom_eval['tumour_dice_mean']:.3f} "
             f"(global {phantom_eval['tumour_dice_global']:.3f})"
         )
