@@ -32,6 +32,17 @@ def batch_severity(batchdata: dict[str, Any], batch_size: int, device: torch.dev
     return tensor.to(device)
 
 
+def record_loss(engine: SupervisedTrainer, terms: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Put a loss's total and each other term (as `loss_<term>`, for TensorBoard) into the trainer's output, fire
+    MONAI's LOSS_COMPLETED, and return the total."""
+    engine.state.output[Keys.LOSS] = terms["loss"]
+    for name, value in terms.items():
+        if name != "loss":
+            engine.state.output[f"loss_{name}"] = float(value.detach())
+    engine.fire_event(IterationEvents.LOSS_COMPLETED)
+    return terms["loss"]
+
+
 def optimise(engine: SupervisedTrainer, compute: Callable[[], torch.Tensor]) -> None:
     """Backward and optimiser step for a loss from `compute()`, with AMP (autocast + grad scaler) when the trainer
     has it on, firing MONAI's iteration events as `SupervisedTrainer` does."""
@@ -75,13 +86,7 @@ class VAESegmentationIteration:
                 raise TypeError("the network must return SegResNetVAEOutput in training mode")
             engine.state.output[Keys.PRED] = out.seg
             engine.fire_event(IterationEvents.FORWARD_COMPLETED)
-            terms = self.loss(out.seg, targets, out.vae_loss, out.severity_logit, severity)
-            engine.state.output[Keys.LOSS] = terms["loss"]
-            for name, value in terms.items():
-                if name != "loss":
-                    engine.state.output[f"loss_{name}"] = float(value.detach())
-            engine.fire_event(IterationEvents.LOSS_COMPLETED)
-            return terms["loss"]
+            return record_loss(engine, self.loss(out.seg, targets, out.vae_loss, out.severity_logit, severity))
 
         optimise(engine, compute)
         return engine.state.output

@@ -15,7 +15,7 @@ from monai.engines import SupervisedTrainer
 from monai.engines.utils import IterationEvents
 from monai.utils.enums import CommonKeys as Keys
 
-from livervae.engines.iteration import optimise
+from livervae.engines.iteration import optimise, record_loss
 from livervae.losses.patch_vae import PatchVAELoss
 from livervae.networks.patch_vae import PatchVAE
 
@@ -59,13 +59,9 @@ class PatchVAEIteration:
             out = network.vae_forward(inputs)
             engine.state.output[Keys.PRED] = out.recon
             engine.fire_event(IterationEvents.FORWARD_COMPLETED)
-            terms = self.loss(out, inputs, targets["mask"], targets["coords"], targets["has_tumour"])
-            engine.state.output[Keys.LOSS] = terms["loss"]
-            for name, value in terms.items():
-                if name != "loss":
-                    engine.state.output[f"loss_{name}"] = float(value.detach())
-            engine.fire_event(IterationEvents.LOSS_COMPLETED)
-            return terms["loss"]
+            return record_loss(
+                engine, self.loss(out, inputs, targets["mask"], targets["coords"], targets["has_tumour"])
+            )
 
         optimise(engine, compute)
         return engine.state.output
