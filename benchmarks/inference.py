@@ -12,8 +12,8 @@ own. Timed per method:
 
 MONAI's default is `SegResNet(spatial_dims=3, in_channels=1, out_channels=3)` with `sliding_window_inference`
 (roi 128³, sw_batch_size 4, overlap 0.25) on the CT's own grid, as in REFERENCE.md's GPU timings; its weights are
-random (speed does not depend on them). LiverVAE runs `livervae infer` with the tumour bundle's shipped weights
-(or `--model`) and the settings recorded in them. Ratios are printed last.
+random (speed does not depend on them). LiverVAE runs `livervae infer` with the tumour bundle's trained weights
+(`make train`, or `--model`) and the settings recorded in them. Ratios are printed last.
 
     python benchmarks/inference.py [--slices 160] [--device cpu|cuda] [--model model.pt] [--threads N] [--json out]
 """
@@ -23,16 +23,18 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import os
-import platform
 import resource
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling scripts, not a package
+from machine import describe  # noqa: E402
 
 TARGET_SPEEDUP = 6.0  # issue: two-stage ≥ 6× MONAI's default on the same GPU
 TARGET_CPU_SECONDS = 60.0  # issue: ≤ 60 s end to end on 2 CPU cores
@@ -190,16 +192,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--slices", type=int, default=160, help="axial slices of the benchmark CT (default 160)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    parser.add_argument("--model", default=None, help="two-stage model.pt (default: the tumour bundle's shipped one)")
+    parser.add_argument(
+        "--model", default=None, help="two-stage model.pt (default: the tumour bundle's, from make train)"
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--repeats", type=int, default=1, help="timed runs per method; the best counts (default 1)")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
     args = parser.parse_args(argv)
-    import torch
-
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; torch {torch.__version__}"
-    if args.device.startswith("cuda"):
-        machine += f", GPU {torch.cuda.get_device_name(0)}"
+    machine = describe(gpu=args.device.startswith("cuda"))
     work = Path(tempfile.mkdtemp(prefix="livervae_bench_"))
     try:
         ct = make_ct(real_case_dir() / "nifti" / "ct.nii.gz", args.slices, work / "ct.nii.gz")

@@ -9,7 +9,8 @@ source grid), which is what the bundle used before; the ratios come last.
 
 Targets (issue): a 512 × 512 × 1000 CT infers within 8 GiB of GPU memory and 12 GiB of RAM.
 
-    python benchmarks/memory.py [--slices 160 500 1000] [--device cpu|cuda] [--compare-invertd] [--json out]
+    python benchmarks/memory.py [--slices 160 500 1000] [--device cpu|cuda] [--compare-invertd] [--model model.pt]
+        [--json out]
 """
 
 from __future__ import annotations
@@ -17,8 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import os
-import platform
 import resource
 import shutil
 import sys
@@ -27,8 +26,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from inference import make_ct  # noqa: E402  (a sibling script, not a package)
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling scripts, not a package
+from inference import make_ct  # noqa: E402
+from machine import describe  # noqa: E402
 
 TARGET_RAM_GIB = 12.0
 TARGET_GPU_GIB = 8.0
@@ -53,13 +53,13 @@ def invertd_override() -> dict[str, Any]:
     }
 
 
-def _measure(ct: str, out: str, device: str, invertd: bool) -> dict[str, Any]:
+def _measure(ct: str, out: str, device: str, invertd: bool, model: str | None) -> dict[str, Any]:
     import torch
 
     from livervae.bundle import BundlePredictor
     from livervae.infer import infer
 
-    predictor = BundlePredictor(device=device, overrides=invertd_override() if invertd else None)
+    predictor = BundlePredictor(model_path=model, device=device, overrides=invertd_override() if invertd else None)
     start = time.perf_counter()
     summary = infer(ct, Path(out) / "seg.nii.gz", predictor=predictor, overlay=False)
     seconds = time.perf_counter() - start
@@ -108,13 +108,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slices", type=int, nargs="+", default=[160, 500, 1000])
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--compare-invertd", action="store_true", help="also run MONAI's Invertd (before)")
+    parser.add_argument(
+        "--model", default=None, help="two-stage model.pt (default: the tumour bundle's, from make train)"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
     args = parser.parse_args(argv)
-    import torch
-
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; torch {torch.__version__}"
-    if args.device.startswith("cuda"):
-        machine += f", GPU {torch.cuda.get_device_name(0)}"
+    machine = describe(gpu=args.device.startswith("cuda"))
     rows = []
     work = Path(tempfile.mkdtemp(prefix="livervae_memory_"))
     try:
@@ -122,7 +121,9 @@ def main(argv: list[str] | None = None) -> int:
             ct = make_ct(real_case_dir() / "nifti" / "ct.nii.gz", slices, work / f"ct_{slices}.nii.gz")
             for invertd in (False, True) if args.compare_invertd else (False,):
                 print(f"{slices} slices, {'Invertd' if invertd else 'SourceGridLabeld'} ...", flush=True)
-                rows.append({"slices": slices, **_in_fresh_process(str(ct), str(work), args.device, invertd)})
+                rows.append(
+                    {"slices": slices, **_in_fresh_process(str(ct), str(work), args.device, invertd, args.model)}
+                )
             ct.unlink()
     finally:
         shutil.rmtree(work, ignore_errors=True)

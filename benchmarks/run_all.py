@@ -13,12 +13,13 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
-import platform
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling scripts, not a package
+from machine import describe  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 # name -> extra arguments (each also gets --json; `--device cuda` is added where the script takes it and CUDA exists)
@@ -93,9 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     cuda = torch.cuda.is_available()
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; torch {torch.__version__}"
-    if cuda:
-        machine += f", GPU {torch.cuda.get_device_name(0)}"
+    machine = describe(gpu=cuda)
     args.out.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {
         "machine": machine,

@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling scripts, not a package
+from machine import describe  # noqa: E402
 
 TARGET_EPOCH_FRACTION = 0.90
 
@@ -128,11 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=5, help="timed isolated steps (default 5)")
     parser.add_argument("--json", type=Path, default=None, help="also write the result as JSON")
     args = parser.parse_args(argv)
-    import torch
-
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; torch {torch.__version__}"
-    if args.device.startswith("cuda"):
-        machine += f", GPU {torch.cuda.get_device_name(0)}"
+    machine = describe(gpu=args.device.startswith("cuda"))
     work = Path(tempfile.mkdtemp(prefix="livervae_training_"))
     try:
         data = args.data

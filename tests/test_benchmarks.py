@@ -81,14 +81,15 @@ def _memory_module():
     return module
 
 
-def test_memory_benchmark_puts_invertd_back_and_reports_targets_and_ratios_last():
+def test_memory_benchmark_puts_invertd_back_and_reports_targets_and_ratios_last(trained):
     from livervae.bundle import BundlePredictor
 
     bench = _memory_module()
-    override = bench.invertd_override()
-    predictor = BundlePredictor(device="cpu", overrides=override)
+    model = trained["tumour"]
+    predictor = BundlePredictor(model_path=model, device="cpu", overrides=bench.invertd_override())
     assert type(predictor.postprocessing.transforms[-1]).__name__ == "Invertd"
-    assert type(BundlePredictor(device="cpu").postprocessing.transforms[-1]).__name__ == "SourceGridLabeld"
+    plain = BundlePredictor(model_path=model, device="cpu")
+    assert type(plain.postprocessing.transforms[-1]).__name__ == "SourceGridLabeld"
     rows = [
         {"slices": 1000, "source_grid_step": "SourceGridLabeld", "seconds": 40.0, "peak_rss_gib": 5.0,
          "peak_cuda_gib": None, "liver_ml": 1.0},
