@@ -54,7 +54,8 @@ LINT_PATHS := src tests data_prep $(wildcard benchmarks bundles/*/scripts)
 
 help:
 	@echo "make install                     create $(VENV) with pinned dependencies (idempotent)"
-	@echo "make demo                        prepare the shipped real CT and a phantom cohort, print the summaries"
+	@echo "make demo [ARGS=--train]         segment the shipped real CT and unseen phantoms with the shipped weights,"
+	@echo "                                 print Dice against the reference (--train: train briefly first)"
 	@echo "make test                        run the default (fast) test suite"
 	@echo "make test-slow                   run the tests marked slow"
 	@echo "make preprocess SOURCE=<path> FORMAT=<fmt> OUT=<dir> [ARGS='--folds 5 ...']"
@@ -171,8 +172,8 @@ $(ML_STAMP): requirements-monailabel.txt pyproject.toml
 	$(ML_PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $@
 
-# MONAI Label needs models/model.pt in each bundle. Missing ones are trained briefly on phantoms with the CPU
-# preset (the `make demo` recipe): enough for the drop-in to run, not a clinical model.
+# MONAI Label needs models/model.pt in each bundle: the shipped weights are used as they are. Only a missing one
+# (deleted by hand) is trained briefly on phantoms with the CPU preset (the `make demo ARGS=--train` recipe).
 monailabel-models: install
 	@if [ ! -f bundles/liver_ct_segmentation/models/model.pt ] || [ ! -f bundles/liver_tumor_ct_segmentation/models/model.pt ]; then \
 		echo "monailabel: no trained model in bundles/*/models: training briefly on phantoms (CPU preset, several minutes)"; \

@@ -5,11 +5,14 @@ import sys
 
 import pytest
 
-from livervae.demo import run_demo
+from livervae.bundle import TUMOUR_BUNDLE
+from livervae.demo import run_demo, shipped_model
+from livervae.errors import InputError
+from livervae.paths import repo_root
 
 
 def test_demo_prepares_the_real_case_and_phantoms(tmp_path, real_case, capsys):
-    timings = run_demo(tmp_path / "demo", n_phantoms=2, train_models=False)
+    timings = run_demo(tmp_path / "demo", n_phantoms=2, mode="prepare")
     printed = capsys.readouterr().out
     assert "3dircadb1_17" in printed and "phantom_001" in printed
     real = json.loads((tmp_path / "demo" / "real" / "summary.json").read_text())["cases"]["3dircadb1_17"]
@@ -17,15 +20,37 @@ def test_demo_prepares_the_real_case_and_phantoms(tmp_path, real_case, capsys):
     overlays = sorted(p.name for p in (tmp_path / "demo" / "overlays").iterdir())
     assert overlays == ["3dircadb1_17.png", "phantom_000.png", "phantom_001.png"]
     assert timings["real_case_preprocess_s"] > 0
+    assert not (tmp_path / "demo" / "real_prediction").exists()
+
+
+def test_demo_with_the_shipped_weights_prints_the_recorded_real_ct_dice(tmp_path, real_case, capsys):
+    run_demo(tmp_path / "demo", n_phantoms=2)
+    printed = capsys.readouterr().out
+    metadata = json.loads((repo_root() / "bundles" / TUMOUR_BUNDLE / "configs" / "metadata.json").read_text())
+    recorded = metadata["eval_metrics"]["real_ct_3dircadb1_17"]
+    assert f"liver Dice {recorded['liver_dice_mean']:.3f}, tumour Dice {recorded['tumour_dice_mean']:.3f}" in printed
+    assert f"model: {shipped_model()}" in printed and "unseen phantoms (shipped weights" in printed
+    report = json.loads((tmp_path / "demo" / "real_prediction" / "metrics" / "summary.json").read_text())
+    assert report["summary"]["liver_dice_mean"] == pytest.approx(recorded["liver_dice_mean"], abs=5e-5)
+    assert (tmp_path / "demo" / "real_prediction" / "metrics" / "3dircadb1_17_vs_reference.png").is_file()
+    assert not (tmp_path / "demo" / "runs").exists()  # nothing was trained
+
+
+def test_demo_refuses_an_unknown_mode(tmp_path):
+    with pytest.raises(InputError, match="unknown demo mode"):
+        run_demo(tmp_path / "demo", mode="fast")
+    assert not (tmp_path / "demo").exists()
 
 
 @pytest.mark.slow
-def test_demo_command_end_to_end(tmp_path, real_case):
+def test_demo_command_trains_briefly_end_to_end(tmp_path, real_case):
     script = os.path.join(os.path.dirname(sys.executable), "livervae")
-    result = subprocess.run([script, "demo", "--out", str(tmp_path / "demo")], capture_output=True, text=True)
+    result = subprocess.run(
+        [script, "demo", "--train", "--out", str(tmp_path / "demo")], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
     assert "real case prepared in" in result.stdout and "8 phantoms" in result.stdout
-    assert "real CT (3D-IRCADb-01 patient 17" in result.stdout and "held-out phantoms" in result.stdout
-    report = json.loads((tmp_path / "demo" / "real_prediction" / "metrics" / "summary.json").read_text())
-    assert report["summary"]["cases"] == 1 and 0.0 <= report["summary"]["liver_dice_mean"] <= 1.0
+    assert "real CT (3D-IRCADb-01 patient 17" in result.stdout and "held-out fold 0" in result.stdout
+    trained = tmp_path / "demo" / "models" / "tumour" / "model.pt"
+    assert f"model: {trained}" in result.stdout and trained.is_file()
     assert (tmp_path / "demo" / "real_prediction" / "3dircadb1_17_seg.png").is_file()

@@ -300,22 +300,43 @@ class BundlePredictor:
         return Volume(label, image.affine.copy(), source=f"prediction of {image.source}")
 
 
-def record_eval_metrics(name: str, summary: dict[str, Any], dataset_dir: Any, fold: int | str, split: str) -> Path:
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """The SHA-256 of a file, hex: ties recorded metrics to the exact weights they were measured with."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def record_eval_metrics(
+    name: str,
+    summary: dict[str, Any],
+    dataset_dir: Any,
+    fold: int | str,
+    split: str,
+    label: str | None = None,
+    model_path: str | os.PathLike[str] | None = None,
+    allow_external: bool = False,
+) -> Path:
     """Write an evaluation's headline metrics into the bundle's metadata.json `eval_metrics` (atomically).
 
-    Only measured values are written, with what they were measured on, so the metadata never carries numbers
-    typed by hand.
+    `eval_metrics` holds one entry per evaluation set, under `label` (default: the dataset folder names), so the
+    metrics on unseen phantoms and on a real CT sit side by side; `eval_data[label]` says what was measured and
+    the SHA-256 of the weights used. Only measured values are written, so the metadata never carries numbers
+    typed by hand. Other labels' entries are kept.
     """
     import json
     import math
 
+    from livervae.data.cohort import dataset_dirs
     from livervae.io.atomic import write_json_atomic
 
-    root = bundle_root(name)
+    root = bundle_root(name, allow_external)
     path = root / "configs" / "metadata.json"
     metadata = json.loads(path.read_text(encoding="utf-8"))
-    from livervae.data.cohort import dataset_dirs
-
     keys = ("liver_dice_mean", "tumour_dice_mean", "tumour_dice_global", "liver_hd95_mm_mean", "tumour_hd95_mm_mean")
     keys += ("auc_pooled",)
     metrics = {
@@ -327,13 +348,21 @@ def record_eval_metrics(name: str, summary: dict[str, Any], dataset_dir: Any, fo
         metrics["auc_fold_mean"] = round(float(sum(aucs) / len(aucs)), 4)
         metrics["auc_fold_min"] = round(float(min(aucs)), 4)
     lesions = summary.get("lesions", {})
-    for key in ("recall", "precision"):
+    for key in ("recall", "precision", "detected", "reference_lesions"):
         value = lesions.get(key)
         if value is not None and not math.isnan(float(value)):
             metrics[f"lesion_{key}"] = round(float(value), 4)
-    metadata["eval_metrics"] = metrics
     names = "+".join(p.name for p in dataset_dirs(dataset_dir))
+    label = label or names
     count = f"{summary['cases']} case(s)" if "cases" in summary else f"{len(folds)} fold(s)"
-    metadata["eval_data"] = f"{names}, fold {fold}, split {split}, {count}"
+    described: dict[str, Any] = {"data": f"{names}, fold {fold}, split {split}, {count}"}
+    model = Path(model_path or root / "models" / "model.pt")
+    if model.is_file():
+        described["model_sha256"] = file_sha256(model)
+    for key in ("eval_metrics", "eval_data"):
+        if not isinstance(metadata.get(key), dict) or not all(isinstance(v, dict) for v in metadata[key].values()):
+            metadata[key] = {}  # an older flat record, measured with other weights
+    metadata["eval_metrics"][label] = metrics
+    metadata["eval_data"][label] = described
     write_json_atomic(path, metadata, indent=4)  # the bundles' own layout, so the diff shows only the metrics
     return path

@@ -128,7 +128,25 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--output", type=Path, help="report folder (default runs/<bundle>/eval_fold<k>_<split>)")
     evaluate.add_argument("--device", help="cpu, cuda, ...")
     evaluate.add_argument("--record", action="store_true", help="write the metrics into the bundle's metadata.json")
+    evaluate.add_argument(
+        "--record-as", metavar="LABEL", help="--record under this eval_metrics entry (default: the dataset names)"
+    )
     _add_bundle_options(evaluate, preset=False)
+
+    record = commands.add_parser(
+        "record-training",
+        help="describe a finished training run in the bundle's metadata.json (data, epochs, best epoch, commit)",
+        description="Read the run folder's TensorBoard scalars and last resume checkpoint and the dataset's "
+        "datalist, and write them, with the command, the commit and the SHA-256 of the bundle's model.pt, under "
+        "`training` in the bundle's configs/metadata.json.",
+    )
+    record.add_argument("--bundle", required=True, help=bundle_names)
+    record.add_argument("--run", type=Path, required=True, help="the training run folder (--output of train)")
+    record.add_argument("--data", type=Path, required=True, help="the dataset it trained on")
+    record.add_argument("--fold", type=int, default=0, help="its validation fold (default 0)")
+    record.add_argument("--command-line", required=True, help="the command that ran the training")
+    record.add_argument("--commit", help="the commit that trained (default: the checked-out one)")
+    record.add_argument("--model", type=Path, help="the weights it produced (default: the bundle's models/model.pt)")
 
     infer = commands.add_parser(
         "infer", help="segment one CT (NIfTI file or DICOM folder) into a label map (NIfTI or DICOM-SEG)"
@@ -185,9 +203,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run the main job on the shipped real CT and a phantom cohort")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default runs/demo)")
     demo.add_argument("--phantoms", type=int, default=8, help="phantom cases to generate (default 8)")
-    demo.add_argument("--no-train", action="store_true", help="only prepare the data (no training or inference)")
-    demo.add_argument("--liver-epochs", type=int, default=10, help="stage-1 training epochs (default 10)")
-    demo.add_argument("--tumour-epochs", type=int, default=8, help="stage-2 training epochs (default 8)")
+    mode = demo.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--train",
+        action="store_true",
+        help="train both stages briefly on the demo phantoms and score those models instead of the shipped weights",
+    )
+    mode.add_argument("--no-train", action="store_true", help="only prepare the data (no inference)")
+    demo.add_argument("--liver-epochs", type=int, default=10, help="--train: stage-1 epochs (default 10)")
+    demo.add_argument("--tumour-epochs", type=int, default=8, help="--train: stage-2 epochs (default 8)")
     return parser
 
 
@@ -249,8 +273,20 @@ def _run(args: argparse.Namespace) -> int:
         patch_bundle = Path(args.bundle).name in PATCH_BUNDLES
         print(f"report: {result['output_dir']}{'' if patch_bundle else '/metrics'}")
         if args.record:
-            path = record_eval_metrics(args.bundle, result["summary"], _data(args.data), args.fold, args.split)
+            model = _overrides(args.set).get("model_path")
+            path = record_eval_metrics(
+                args.bundle, result["summary"], _data(args.data), args.fold, args.split, args.record_as, model
+            )
             print(f"recorded in {path}")
+        return 0
+    if args.command == "record-training":
+        from livervae.paths import repo_root
+        from livervae.training_record import git_commit, record_training, training_record
+
+        commit = args.commit or git_commit(repo_root())
+        summary = training_record(args.run, args.data, args.fold, args.command_line, commit)
+        print(json.dumps(summary, indent=2))
+        print(f"recorded in {record_training(args.bundle, summary, args.model)}")
         return 0
     if args.command == "infer":
         from livervae.bundle import PATCH_BUNDLES
@@ -314,7 +350,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "demo":
         from livervae.demo import run_demo
 
-        run_demo(args.out, args.phantoms, not args.no_train, args.liver_epochs, args.tumour_epochs)
+        mode = "train" if args.train else "prepare" if args.no_train else "shipped"
+        run_demo(args.out, args.phantoms, mode, args.liver_epochs, args.tumour_epochs)
         return 0
     raise AssertionError(f"unhandled command {args.command}")
 

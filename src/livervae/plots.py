@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 from nibabel import orientations
+from scipy import ndimage
 
+from livervae.data.summary import LESION_CONNECTIVITY
 from livervae.io.atomic import atomic_path
 from livervae.io.volume import Volume
 from livervae.labels import LIVER, TUMOR
 
-LABEL_COLOURS = ListedColormap([(0, 0, 0, 0), (0.2, 0.8, 0.2, 0.35), (0.95, 0.15, 0.15, 0.6)])
-HU_WINDOW = (-160.0, 240.0)  # abdominal soft-tissue window: liver and lesions both visible
+LIVER_COLOUR = (0.2, 0.8, 0.2, 0.35)
+TUMOUR_COLOUR = (0.95, 0.15, 0.15, 0.6)
+LABEL_COLOURS = ListedColormap([(0, 0, 0, 0), LIVER_COLOUR, TUMOUR_COLOUR])
+HU_WINDOW = (-160.0, 240.0)  # abdominal soft-tissue window (W 400, L 40): liver and lesions both visible
 
 
 def _lps_transform(affine: np.ndarray) -> np.ndarray:
@@ -33,13 +39,72 @@ def lps_spacing(affine: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return np.linalg.norm(reoriented[:3, :3], axis=0)
 
 
+def largest_area_slice(mask: np.ndarray, axis: int) -> int | None:
+    """The index along `axis` of the slice with the most voxels of `mask`, or None when `mask` is empty."""
+    other = tuple(a for a in range(mask.ndim) if a != axis)
+    per_slice = mask.sum(axis=other)
+    return int(per_slice.argmax()) if per_slice.max() > 0 else None
+
+
+def largest_lesion_slice(label: np.ndarray) -> int | None:
+    """The axial slice (last axis) where the largest tumour component (26-connected) is widest, or None."""
+    components, count = ndimage.label(label == TUMOR, structure=LESION_CONNECTIVITY)
+    if count == 0:
+        return None
+    sizes = np.bincount(components.ravel())[1:]
+    return largest_area_slice(components == int(sizes.argmax()) + 1, axis=2)
+
+
 def most_informative_slice(label: np.ndarray) -> int:
-    """The axial slice (last axis) with the most tumour, else the most liver, else the middle slice."""
-    for mask in (label == TUMOR, label >= LIVER):
-        per_slice = mask.sum(axis=(0, 1))
-        if per_slice.max() > 0:
-            return int(per_slice.argmax())
-    return label.shape[2] // 2
+    """The axial slice (last axis) with the largest liver area (tumour counts as liver), else the middle one."""
+    k = largest_area_slice(label >= LIVER, axis=2)
+    return label.shape[2] // 2 if k is None else k
+
+
+@dataclass(frozen=True)
+class View:
+    """One slice to draw: a plane ("axial" or "coronal") at an index of the LPS array, and why it was chosen."""
+
+    plane: str
+    index: int
+    reason: str
+
+
+def choose_views(chooser: np.ndarray, fallback: np.ndarray | None = None) -> list[View]:
+    """The slices a reader wants first, from a 0/1/2 map in LPS order.
+
+    The axial slice with the largest liver area, one through the largest lesion (when there is one), and the
+    coronal slice with the largest liver area. `fallback` (e.g. the prediction when `chooser` is the reference)
+    supplies the lesion when `chooser` has none.
+    """
+    liver = chooser >= LIVER
+    axial = largest_area_slice(liver, axis=2)
+    coronal = largest_area_slice(liver, axis=1)
+    views = [
+        (
+            View("axial", axial, "largest liver area")
+            if axial is not None
+            else View("axial", chooser.shape[2] // 2, "middle slice, no liver")
+        )
+    ]
+    lesion = largest_lesion_slice(chooser)
+    if lesion is None and fallback is not None:
+        lesion = largest_lesion_slice(fallback)
+    if lesion is not None:
+        views.append(View("axial", lesion, "largest lesion"))
+    views.append(
+        View("coronal", coronal, "largest liver area")
+        if coronal is not None
+        else View("coronal", chooser.shape[1] // 2, "middle slice, no liver")
+    )
+    return views
+
+
+def _plane(volume: np.ndarray, view: View) -> np.ndarray:
+    """The 2D array to show, rows top to bottom: axial anterior to posterior, coronal superior to inferior."""
+    if view.plane == "axial":
+        return volume[:, :, view.index].T
+    return volume[:, view.index, :].T[::-1]
 
 
 def save_overlay_png(
@@ -49,52 +114,69 @@ def save_overlay_png(
     title: str = "",
     reference: np.ndarray | None = None,
 ) -> Path:
-    """Save the most informative axial CT slice with the label map over it, and a reference map beside it.
+    """Save the slices that show the case with the label map over them, and a reference map beside it.
 
-    The slice is shown in radiological convention (patient's right on the left, anterior up) in an abdominal
-    window; liver is green and tumour red.
+    The views: the axial slice with the largest liver area, the axial slice through the largest lesion (when
+    there is one) and the coronal slice with the largest liver area, chosen on the reference when given, else on
+    the labels. With a reference the views are rows and the labels and reference columns side by side; with one
+    map the views are in a row. Slices are shown in radiological convention (patient's right
+    on the left; anterior up on axial, superior up on coronal) in an abdominal window stated on the figure, with
+    a legend (liver green, tumour red).
 
     Args:
         image: the CT.
         label: 0/1/2 map on the image grid, or None for the CT alone.
         path: the PNG to write (atomically).
         title: figure title.
-        reference: an optional second 0/1/2 map (e.g. ground truth) drawn in a second panel; it also chooses
-            the slice when given.
+        reference: an optional second 0/1/2 map (e.g. ground truth) drawn in a second column.
     """
     ct = to_lps(np.asarray(image.array, dtype=np.float32), image.affine)
     maps = [
-        (name, to_lps(m, image.affine)) for name, m in (("labels", label), ("reference", reference)) if m is not None
+        (name, to_lps(np.asarray(m), image.affine))
+        for name, m in (("prediction" if reference is not None else "labels", label), ("reference", reference))
+        if m is not None
     ]
     chooser = maps[-1][1] if maps else np.zeros(ct.shape, dtype=np.uint8)
-    k = most_informative_slice(chooser)
-    spacing_i, spacing_j = lps_spacing(image.affine, image.shape)[:2]
-    panels = maps or [("CT", None)]
-    fig = Figure(figsize=(5 * len(panels), 5.4))
-    for column, (name, labels) in enumerate(panels, start=1):
-        ax = fig.add_subplot(1, len(panels), column)
-        ax.imshow(
-            ct[:, :, k].T,
-            cmap="gray",
-            vmin=HU_WINDOW[0],
-            vmax=HU_WINDOW[1],
-            interpolation="nearest",
-            aspect=spacing_j / spacing_i,
-        )
-        if labels is not None:
+    views = choose_views(chooser, fallback=maps[0][1] if len(maps) == 2 else None)
+    spacing = lps_spacing(image.affine, image.shape)
+    columns = maps or [("CT", None)]
+    # Each panel keeps its slice's millimetre proportions, so a coronal view of a short scan leaves no empty band.
+    extent = np.asarray(ct.shape) * spacing
+    ratios = [(extent[1] if view.plane == "axial" else extent[2]) / extent[0] for view in views]  # height / width
+    panel = 4.6
+    if len(columns) > 1:  # views down, maps across: prediction and reference side by side
+        fig = Figure(figsize=(panel * len(columns), panel * sum(ratios) + 0.4 * len(views) + 1.0))
+        grid = fig.add_gridspec(len(views), len(columns), height_ratios=ratios)
+        cells = {(r, c): grid[r, c] for r in range(len(views)) for c in range(len(columns))}
+    else:  # one map: the views in a row
+        widths = [1.0 / ratio for ratio in ratios]
+        fig = Figure(figsize=(0.8 * panel * sum(widths), 0.8 * panel + 1.4))
+        grid = fig.add_gridspec(1, len(views), width_ratios=widths)
+        cells = {(r, 0): grid[0, r] for r in range(len(views))}
+    for row, view in enumerate(views):
+        aspect = (spacing[1] if view.plane == "axial" else spacing[2]) / spacing[0]
+        for column, (name, labels) in enumerate(columns):
+            ax = fig.add_subplot(cells[row, column])
             ax.imshow(
-                labels[:, :, k].T,
-                cmap=LABEL_COLOURS,
-                vmin=0,
-                vmax=2,
+                _plane(ct, view),
+                cmap="gray",
+                vmin=HU_WINDOW[0],
+                vmax=HU_WINDOW[1],
                 interpolation="nearest",
-                aspect=spacing_j / spacing_i,
+                aspect=aspect,
             )
-        ax.set_title(f"{name}, axial slice {k} (R on the left)", fontsize=9)
-        ax.axis("off")
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+            if labels is not None:
+                ax.imshow(
+                    _plane(labels, view), cmap=LABEL_COLOURS, vmin=0, vmax=2, interpolation="nearest", aspect=aspect
+                )
+            ax.set_title(f"{name}: {view.plane} slice {view.index}\n({view.reason})", fontsize=9)
+            ax.axis("off")
+    legend = [Patch(color=LIVER_COLOUR[:3], label="liver"), Patch(color=TUMOUR_COLOUR[:3], label="tumour")]
+    window = f"CT window {HU_WINDOW[0]:.0f} to {HU_WINDOW[1]:.0f} HU (W 400 / L 40), patient's right on the left"
+    fig.suptitle(f"{title}\n{window}" if title else window, fontsize=10)
+    if maps:
+        fig.legend(handles=legend, loc="lower center", ncol=2, fontsize=9, frameon=False)
+    fig.tight_layout(rect=(0, 0.03 if maps else 0, 1, 1))
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
+        fig.savefig(tmp, dpi=100, format="png")
     return Path(path)

@@ -1,0 +1,125 @@
+"""What trained a bundle's shipped weights, read back from the training run itself for `metadata.json`.
+
+The model zoo's metadata says which data, how many epochs and which code produced a model. Here those facts are
+read from the run folder `livervae train` wrote (TensorBoard scalars, the last resume checkpoint) and the
+dataset's datalist, never typed in, and stored under `metadata.json`'s `training` key with the weights' SHA-256.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from livervae.errors import InputError
+
+_EPOCH_FILE = re.compile(r"checkpoint_epoch=(\d+)\.pt$")
+
+
+def _scalars(run_dir: Path) -> dict[str, list[tuple[int, float, float]]]:
+    """Every scalar in the run's TensorBoard files: tag -> [(step, value, wall time)], resumed runs merged."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    scalars: dict[str, list[tuple[int, float, float]]] = {}
+    for events in sorted(run_dir.glob("events.out.tfevents.*")):
+        accumulator = EventAccumulator(str(events), size_guidance={"scalars": 0})
+        accumulator.Reload()
+        for tag in accumulator.Tags()["scalars"]:
+            scalars.setdefault(tag, []).extend((e.step, e.value, e.wall_time) for e in accumulator.Scalars(tag))
+    return {tag: sorted(values) for tag, values in scalars.items()}
+
+
+def git_commit(root: Path) -> str:
+    """The checked-out commit of the repository at `root` (empty when git cannot tell)."""
+    try:
+        done = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+    return done.stdout.strip()
+
+
+def training_record(
+    run_dir: str | os.PathLike[str],
+    dataset_dir: str | os.PathLike[str],
+    fold: int,
+    command: str,
+    commit: str,
+    key_metric: str | None = None,
+) -> dict[str, Any]:
+    """Summarise a finished training run: data, epochs, the best validation epoch, wall time, code and machine.
+
+    Args:
+        run_dir: the run folder (`--output` of `livervae train`).
+        dataset_dir: the dataset it trained on (its datalist gives the training and validation cases).
+        fold: the validation fold.
+        command: the command line that ran the training.
+        commit: the commit of the code that trained.
+        key_metric: the validation scalar that chose the model (default: the only `val_*` scalar, or
+            `val_mean_dice`).
+
+    Raises:
+        InputError: a run folder without TensorBoard scalars or resume checkpoints, or a dataset without datalist.
+    """
+    run, data = Path(run_dir), Path(dataset_dir)
+    scalars = _scalars(run)
+    validation = sorted(tag for tag in scalars if tag.startswith("val_"))
+    if not validation:
+        raise InputError(run, "no validation scalars in the run's TensorBoard files")
+    key = key_metric or ("val_mean_dice" if "val_mean_dice" in validation else validation[0])
+    if key not in scalars:
+        raise InputError(run, f"no {key} scalar in the run's TensorBoard files (has {', '.join(validation)})")
+    best_step, best_value, _ = max(scalars[key], key=lambda s: (s[1], -s[0]))
+    checkpoints = [
+        (int(m.group(1)), p) for p in (run / "checkpoints").glob("*.pt") if (m := _EPOCH_FILE.search(p.name))
+    ]
+    if not checkpoints:
+        raise InputError(run / "checkpoints", "no resume checkpoint (checkpoint_epoch=N.pt)")
+    epochs, last = max(checkpoints)
+    trainer = torch.load(last, map_location="cpu", weights_only=True).get("trainer", {})
+    datalist_path = data / "datalist.json"
+    if not datalist_path.is_file():
+        raise InputError(data, "no datalist.json")
+    cases = json.loads(datalist_path.read_text(encoding="utf-8"))["training"]
+    wall_times = [wall for values in scalars.values() for _, _, wall in values]
+    return {
+        "data": f"{data.name} ({datalist_path.parent.name}/datalist.json): {len(cases)} cases, fold {fold} validated",
+        "training_cases": sorted(c["case_id"] for c in cases if c.get("fold") != fold),
+        "validation_cases": sorted(c["case_id"] for c in cases if c.get("fold") == fold),
+        "epochs": epochs,
+        "max_epochs": int(trainer.get("max_epochs", epochs)),
+        "iterations": int(trainer.get("iteration", 0)),
+        "key_metric": key,
+        "best_epoch": int(best_step),
+        "best_value": round(float(best_value), 4),
+        "logged_wall_time_s": round(max(wall_times) - min(wall_times), 1),
+        "command": command,
+        "commit": commit,
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}",
+    }
+
+
+def record_training(
+    bundle: str,
+    record: dict[str, Any],
+    model_path: str | os.PathLike[str] | None = None,
+    allow_external: bool = False,
+) -> Path:
+    """Store `record` under `training` in the bundle's metadata.json, with the SHA-256 of its weights."""
+    from livervae.bundle import bundle_root, file_sha256
+    from livervae.io.atomic import write_json_atomic
+
+    root = bundle_root(bundle, allow_external)
+    model = Path(model_path or root / "models" / "model.pt")
+    if not model.is_file():
+        raise InputError(model, "no model to describe")
+    path = root / "configs" / "metadata.json"
+    metadata = json.loads(path.read_text(encoding="utf-8"))
+    metadata["training"] = {**record, "model_sha256": file_sha256(model), "model_bytes": model.stat().st_size}
+    write_json_atomic(path, metadata, indent=4)
+    return path
