@@ -248,3 +248,28 @@ def test_a_checkpoint_from_before_new_bookkeeping_state_still_resumes(tmp_path, 
     (tmp_path / "checkpoint_epoch=2.pt").unlink(missing_ok=True)
     with pytest.raises(ValueError, match="Key .model. from x is not found"):  # the weights are never optional
         _run(tmp_path, 6)
+
+
+def test_the_amp_grad_scaler_is_saved_and_resumed(tmp_path):
+    """A resumed AMP run continues with its loss scale, not the initial 65536 (checkpoint docstring's promise)."""
+
+    def run(max_epochs):
+        net = nn.Linear(2, 1)
+        optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+        trainer = Engine(lambda engine, batch: None)
+        trainer.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**16)
+        trainer.scaler.scale(torch.ones(1))  # initialises the scale tensor, as the first AMP step does
+        seen = []
+        trainer.add_event_handler(Events.EPOCH_STARTED, lambda e: seen.append(trainer.scaler.get_scale()))
+        # Stands in for overflowing steps: each epoch halves the scale.
+        trainer.add_event_handler(
+            Events.EPOCH_COMPLETED, lambda e: trainer.scaler.update(new_scale=trainer.scaler.get_scale() / 2)
+        )
+        enable_resume(trainer, tmp_path, {"model": net, "optimizer": optimizer})
+        trainer.run([torch.ones(1, 2)], max_epochs=max_epochs)
+        return seen
+
+    assert run(2) == [2.0**16, 2.0**15]
+    saved = torch.load(tmp_path / "checkpoint_epoch=2.pt", weights_only=True)
+    assert saved["scaler"]["scale"] == 2.0**14
+    assert run(3) == [2.0**14]  # resumed at epoch 3 with the saved scale

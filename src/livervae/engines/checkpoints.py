@@ -165,7 +165,8 @@ def enable_resume(
 ) -> str | None:
     """Save a full checkpoint after every epoch and, if one exists, resume from it when training starts.
 
-    The checkpoint holds `objects` (network, optimizer, scheduler, scaler...) plus the trainer's epoch and
+    The checkpoint holds `objects` (network, optimizer, scheduler...), the trainer's AMP GradScaler when it has one
+    (`trainer.scaler`, so a resumed AMP run keeps its loss scale), plus the trainer's epoch and
     iteration, so a run killed at any point restarts at the last finished epoch and still ends after
     `max_epochs`. A checkpoint whose epoch has already reached this run's `max_epochs` belongs to a finished run:
     by default it is loaded and the run ends at once (rerunning a finished command does nothing, and a finished
@@ -186,6 +187,9 @@ def enable_resume(
         The checkpoint to resume from (unless its run turns out to be finished when training starts), or None.
     """
     folder = Path(folder)
+    scaler = getattr(trainer, "scaler", None)  # MONAI's trainers build their GradScaler only with AMP
+    if scaler is not None and "scaler" not in objects:
+        objects = {**objects, "scaler": scaler}
     if not resume and folder.is_dir() and idist.get_rank() == 0:
         for _, path in _rolling_checkpoints(folder):
             logger.info("starting fresh: removing %s", path)
