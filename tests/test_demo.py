@@ -50,7 +50,7 @@ def test_demo_command_trains_briefly_end_to_end(tmp_path, real_case):
     )
     assert result.returncode == 0, result.stderr
     assert "real case prepared in" in result.stdout and "8 phantoms" in result.stdout
-    assert "real CT (3D-IRCADb-01 patient 17" in result.stdout and "held-out fold 0" in result.stdout
+    assert "real CT (3D-IRCADb-01 patient 17" in result.stdout and "held-out phantoms (fold 0" in result.stdout
     trained = tmp_path / "demo" / "models" / "tumour" / "model.pt"
     assert f"model: {trained}" in result.stdout and trained.is_file()
     assert (tmp_path / "demo" / "real_prediction" / "3dircadb1_17_seg.png").is_file()

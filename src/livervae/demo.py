@@ -46,7 +46,8 @@ def _overlays(dataset: Path, out: Path, title_prefix: str, limit: int) -> list[P
         label_path = dataset / "labels" / image_path.name
         image = load_nifti(image_path)
         label = load_nifti(label_path).array if label_path.exists() else None
-        written.append(save_overlay_png(image, label, out / f"{case_id}.png", title=f"{title_prefix}: {case_id}"))
+        title = f"{title_prefix}: {case_id}"
+        written.append(save_overlay_png(image, None, out / f"{case_id}.png", title=title, reference=label))
     return written
 
 
@@ -157,9 +158,9 @@ def run_demo(
         if mode == "train":
             _, model, train_timings = train_both(out, liver_epochs, tumour_epochs)
             timings.update(train_timings)
-            split, phantom_note = "val", "held-out fold 0 of the demo's training phantoms"
+            split, phantom_note = "val", "held-out phantoms (fold 0, held out of the brief training"
         else:
-            split, phantom_note = "all", "shipped weights, phantoms of another seed than training"
+            split, phantom_note = "all", "unseen phantoms (shipped weights, trained on phantoms of another seed"
         print(f"model: {model}")
         eval_start = time.perf_counter()
         phantom_eval = evaluate(
@@ -176,7 +177,7 @@ def run_demo(
         real = score_real_case(out, model)
         timings["real_case_inference_s"] = round(time.perf_counter() - real_start, 1)
         print(
-            f"unseen phantoms ({phantom_note}; {phantom_eval['cases']} cases): liver Dice "
+            f"{phantom_note}; {phantom_eval['cases']} cases): liver Dice "
             f"{phantom_eval['liver_dice_mean']:.3f}, tumour Dice {phantom_eval['tumour_dice_mean']:.3f} "
             f"(global {phantom_eval['tumour_dice_global']:.3f})"
         )

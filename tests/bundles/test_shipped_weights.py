@@ -1,0 +1,124 @@
+"""The weights that ship in git: they match their metadata, and they segment the shipped real CT as recorded.
+
+Every number asserted here is the one `configs/metadata.json` recorded for the same file (its SHA-256 is checked
+first), and the README's results table must print it, so a changed model, metric or document fails.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from livervae.bundle import LIVER_BUNDLE, TUMOUR_BUNDLE, BundlePredictor, file_sha256
+from livervae.data.formats.ircadb import read_patient
+from livervae.io.dicom_seg import read_dicom_seg_labels
+from livervae.io.dicom_series import read_dicom_series
+from livervae.io.nifti import load_nifti, save_nifti
+from livervae.labels import LIVER, TUMOR
+from livervae.paths import repo_root
+
+REAL = "real_ct_3dircadb1_17"
+UNSEEN = "unseen_phantoms"
+MAX_BYTES = 15 * 1024 * 1024
+
+
+def _metadata(bundle: str) -> dict:
+    return json.loads((repo_root() / "bundles" / bundle / "configs" / "metadata.json").read_text())
+
+
+def _model(bundle: str):
+    return repo_root() / "bundles" / bundle / "models" / "model.pt"
+
+
+def _dice(pred: np.ndarray, ref: np.ndarray) -> float:
+    return 2.0 * np.count_nonzero(pred & ref) / (np.count_nonzero(pred) + np.count_nonzero(ref))
+
+
+def _detected(pred_tumour: np.ndarray, ref_tumour: np.ndarray) -> int:
+    from scipy import ndimage
+
+    components, count = ndimage.label(ref_tumour, structure=np.ones((3, 3, 3), bool))
+    return sum(bool(pred_tumour[components == k].any()) for k in range(1, count + 1))
+
+
+@pytest.mark.parametrize("bundle", [LIVER_BUNDLE, TUMOUR_BUNDLE])
+def test_shipped_weights_are_the_ones_their_metadata_describes(bundle):
+    model, metadata = _model(bundle), _metadata(bundle)
+    assert model.is_file(), f"{model} must ship in git"
+    assert model.stat().st_size <= MAX_BYTES
+    digest = file_sha256(model)
+    training = metadata["training"]
+    assert training["model_sha256"] == digest and training["model_bytes"] == model.stat().st_size
+    assert set(metadata["eval_data"]) == set(metadata["eval_metrics"]) == {UNSEEN, REAL}
+    assert all(entry["model_sha256"] == digest for entry in metadata["eval_data"].values())
+    # Nothing from 3D-IRCADb trained or chose the model: phantoms only.
+    assert training["data"].startswith("phantoms") and not any("ircad" in c for c in training["training_cases"])
+    assert training["best_epoch"] <= training["epochs"] == training["max_epochs"]
+    assert re.fullmatch(r"[0-9a-f]{40}", training["commit"])
+
+
+@pytest.mark.parametrize("bundle", [LIVER_BUNDLE, TUMOUR_BUNDLE])
+def test_readme_and_bundle_readme_print_the_recorded_real_ct_dice(bundle):
+    recorded = _metadata(bundle)["eval_metrics"][REAL]["liver_dice_mean"]
+    bundle_readme = (repo_root() / "bundles" / bundle / "docs" / "README.md").read_text()
+    assert f"{recorded:.3f}" in bundle_readme
+    if bundle == TUMOUR_BUNDLE:
+        assert f"real CT liver Dice {recorded:.3f}" in (repo_root() / "README.md").read_text()
+
+
+@pytest.fixture(scope="module")
+def real_reference(real_case, tmp_path_factory):
+    """The real CT read from its DICOM series, staged as NIfTI (as `livervae infer` does), and its reference."""
+    case = read_patient(real_case)
+    staged = tmp_path_factory.mktemp("real") / "ct.nii.gz"
+    save_nifti(case.image, staged)
+    return staged, case.label.array
+
+
+def _predict(bundle: str, staged) -> np.ndarray:
+    return BundlePredictor(bundle, device="cpu").predict_volume(staged, load_nifti(staged)).array
+
+
+@pytest.fixture(scope="module")
+def two_stage_prediction(real_reference):
+    return _predict(TUMOUR_BUNDLE, real_reference[0])
+
+
+def test_shipped_two_stage_model_segments_the_real_ct_as_recorded(two_stage_prediction, real_reference):
+    _, reference = real_reference
+    pred = two_stage_prediction
+    assert pred.shape == reference.shape and set(np.unique(pred)) <= {0, LIVER, TUMOR}
+    recorded = _metadata(TUMOUR_BUNDLE)["eval_metrics"][REAL]
+    liver = _dice(pred >= LIVER, reference >= LIVER)
+    assert liver == pytest.approx(recorded["liver_dice_mean"], abs=2e-3)
+    assert liver >= recorded["liver_dice_mean"] - 0.02
+    assert _dice(pred == TUMOR, reference == TUMOR) == pytest.approx(recorded["tumour_dice_mean"], abs=5e-3)
+    assert _detected(pred == TUMOR, reference == TUMOR) == recorded["lesion_detected"] >= 1
+
+
+def test_shipped_liver_model_segments_the_real_ct_as_recorded(real_reference):
+    staged, reference = real_reference
+    pred = _predict(LIVER_BUNDLE, staged)
+    recorded = _metadata(LIVER_BUNDLE)["eval_metrics"][REAL]["liver_dice_mean"]
+    assert _dice(pred >= LIVER, reference >= LIVER) == pytest.approx(recorded, abs=2e-3)
+
+
+def test_make_infer_on_the_dicom_series_writes_a_seg_equal_to_the_nifti_prediction(
+    real_case, tmp_path, two_stage_prediction
+):
+    """`livervae infer` (what `make infer` runs) with the shipped weights, DICOM in, DICOM-SEG out."""
+    script = os.path.join(os.path.dirname(sys.executable), "livervae")
+    output = tmp_path / "out" / "seg.dcm"
+    done = subprocess.run(
+        [script, "infer", "-i", str(real_case / "PATIENT_DICOM"), "-o", str(output), "--device", "cpu"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "lesion(s)" in done.stdout and (tmp_path / "out" / "seg.png").is_file()
+    seg = read_dicom_seg_labels(output, read_dicom_series(real_case / "PATIENT_DICOM")).array
+    assert np.array_equal(seg, two_stage_prediction)
