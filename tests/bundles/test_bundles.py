@@ -183,8 +183,14 @@ def test_monai_label_layout_fits_the_cpu_trained_model(trained, tmp_path):
 
 
 def test_training_fine_tunes_the_two_stage_checkpoint_and_validates_without_a_validation_split(trained, tmp_path):
-    """As MONAI Label runs train.json: the stage-2 network starts from the prefixed two-stage checkpoint, and an
-    empty validation list falls back to the training cases."""
+    """As MONAI Label runs train.json: the tumour stage starts from the two-stage checkpoint's `tumour_net.*`, the
+    liver stage from the liver bundle's (retrained) model even when the two-stage checkpoint holds an older one,
+    and an empty validation list falls back to the training cases."""
+    from ignite.engine import Events
+
+    liver = torch.load(trained["liver"], weights_only=True)
+    retrained = {k: v + 1.0 if v.is_floating_point() else v for k, v in liver["model"].items()}
+    torch.save({"model": retrained, "settings": liver["settings"]}, tmp_path / "retrained_liver.pt")
     cases = json.loads((trained["data"] / "datalist.json").read_text())["training"][:1]
     data = [{k: str(trained["data"] / case[k]) for k in ("image", "label")} for case in cases]
     workflow = _workflow(
@@ -195,7 +201,7 @@ def test_training_fine_tunes_the_two_stage_checkpoint_and_validates_without_a_va
         output_dir=str(tmp_path),
         ckpt_dir=str(tmp_path / "models"),
         pretrained_model=str(trained["tumour"]),
-        liver_model_path=str(trained["liver"]),
+        liver_model_path=str(tmp_path / "retrained_liver.pt"),
         liver_init_filters=8,
         liver_pixdim=[4.0, 4.0, 4.0],
         liver_patch_size=[64, 64, 48],
@@ -205,13 +211,15 @@ def test_training_fine_tunes_the_two_stage_checkpoint_and_validates_without_a_va
         cache_rate=0.0,
         **{"train#dataset#data": data, "validate#dataset#data": [], "train#trainer#max_epochs": 1},
     )
-    loader = workflow.parser.get_parsed_content("train#handlers")[0]
-    loader(workflow.parser.get_parsed_content("train#trainer"))
+    # Whatever runs when training starts (MONAI's handlers, MONAI Label's loader) must not undo the loading.
+    workflow.parser.get_parsed_content("train#trainer").fire_event(Events.STARTED)
     state = torch.load(trained["tumour"], weights_only=True)["model"]
     network = workflow.parser.get_parsed_content("network")
     assert all(torch.equal(v, state[f"tumour_net.{k}"]) for k, v in network.state_dict().items())
+    chained = workflow.parser.get_parsed_content("two_stage_network")
+    assert all(torch.equal(v, retrained[k]) for k, v in chained.liver_net.state_dict().items())
     assert len(workflow.parser.get_parsed_content("validate#dataloader").dataset) == 1
-    handler = workflow.parser.get_parsed_content("train#handlers")[2]
+    handler = workflow.parser.get_parsed_content("train#handlers")[1]
     assert handler.interval == 1  # validation (and so the saved model) even for a one-epoch request
 
 

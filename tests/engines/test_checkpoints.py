@@ -273,3 +273,15 @@ def test_the_amp_grad_scaler_is_saved_and_resumed(tmp_path):
     saved = torch.load(tmp_path / "checkpoint_epoch=2.pt", weights_only=True)
     assert saved["scaler"]["scale"] == 2.0**14
     assert run(3) == [2.0**14]  # resumed at epoch 3 with the saved scale
+
+
+def test_load_model_weights_takes_one_stage_of_a_chained_checkpoint(tmp_path):
+    chained = nn.ModuleDict({"liver_net": nn.Linear(3, 2), "tumour_net": nn.Linear(3, 2)})
+    torch.save({"model": chained.state_dict()}, tmp_path / "two_stage.pt")
+    tumour = load_model_weights(nn.Linear(3, 2), tmp_path / "two_stage.pt", prefix="tumour_net.")
+    assert torch.equal(tumour.weight, chained["tumour_net"].weight)
+    assert not torch.equal(tumour.weight, chained["liver_net"].weight)
+    with pytest.raises(InputError, match="holds no weights under 'vessel_net.'"):
+        load_model_weights(nn.Linear(3, 2), tmp_path / "two_stage.pt", prefix="vessel_net.")
+    with pytest.raises(InputError, match="weights do not fit the network"):
+        load_model_weights(nn.Linear(4, 2), tmp_path / "two_stage.pt", prefix="tumour_net.")

@@ -90,13 +90,20 @@ def checkpoint_epoch(path: str | os.PathLike[str]) -> int:
 
 
 def load_model_weights(
-    network: nn.Module, path: str | os.PathLike[str], key: str = "model", strict: bool = True
+    network: nn.Module,
+    path: str | os.PathLike[str],
+    key: str = "model",
+    strict: bool = True,
+    prefix: str | None = None,
 ) -> nn.Module:
     """Load a state dict (plain or under `key`) into `network` with `weights_only=True` and return the network.
 
+    With `prefix` only the entries under it are loaded, prefix removed: e.g. `tumour_net.` takes the tumour stage
+    out of a two-stage checkpoint and leaves the liver stage to its own bundle's weights.
+
     Raises:
         InputError: missing file, a file that is not a plain tensor checkpoint (needs unpickling code),
-            a truncated file, or weights of another network.
+            a truncated file, weights of another network, or no entry under `prefix`.
     """
     path = Path(path)
     if not path.is_file():
@@ -108,6 +115,10 @@ def load_model_weights(
     state = checkpoint.get(key, checkpoint) if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict):
         raise InputError(path, "does not hold a state dict")
+    if prefix is not None:
+        state = {name[len(prefix) :]: value for name, value in state.items() if name.startswith(prefix)}
+        if not state:
+            raise InputError(path, f"holds no weights under {prefix!r}")
     try:
         network.load_state_dict(state, strict=strict)
     except RuntimeError as exc:
