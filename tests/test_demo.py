@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from livervae.bundle import TUMOUR_BUNDLE
+from livervae.bundle import TUMOUR_BUNDLE, recorded_metrics
 from livervae.demo import run_demo, shipped_model
 from livervae.errors import InputError
 from livervae.paths import repo_root
@@ -27,7 +27,7 @@ def test_demo_with_the_shipped_weights_prints_the_recorded_real_ct_dice(tmp_path
     run_demo(tmp_path / "demo", n_phantoms=2)
     printed = capsys.readouterr().out
     metadata = json.loads((repo_root() / "bundles" / TUMOUR_BUNDLE / "configs" / "metadata.json").read_text())
-    recorded = metadata["eval_metrics"]["real_ct_3dircadb1_17"]
+    recorded = recorded_metrics(metadata, "real_ct_3dircadb1_17")
     assert f"liver Dice {recorded['liver_dice_mean']:.3f}, tumour Dice {recorded['tumour_dice_mean']:.3f}" in printed
     assert f"model: {shipped_model()}" in printed and "unseen phantoms (shipped weights" in printed
     report = json.loads((tmp_path / "demo" / "real_prediction" / "metrics" / "summary.json").read_text())

@@ -311,6 +311,14 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
+def recorded_metrics(metadata: dict[str, Any], label: str) -> dict[str, float]:
+    """The `eval_metrics` of one evaluation set of a bundle's metadata, prefix removed (see `record_eval_metrics`)."""
+    prefix = f"{label}_"
+    return {
+        key[len(prefix) :]: value for key, value in metadata.get("eval_metrics", {}).items() if key.startswith(prefix)
+    }
+
+
 def record_eval_metrics(
     name: str,
     summary: dict[str, Any],
@@ -323,10 +331,11 @@ def record_eval_metrics(
 ) -> Path:
     """Write an evaluation's headline metrics into the bundle's metadata.json `eval_metrics` (atomically).
 
-    `eval_metrics` holds one entry per evaluation set, under `label` (default: the dataset folder names), so the
-    metrics on unseen phantoms and on a real CT sit side by side; `eval_data[label]` says what was measured and
-    the SHA-256 of the weights used. Only measured values are written, so the metadata never carries numbers
-    typed by hand. Other labels' entries are kept.
+    `eval_metrics` stays the model zoo's flat name → number map, one set of keys per evaluation set prefixed with
+    `label` (default: the dataset folder names), e.g. `real_ct_3dircadb1_17_liver_dice_mean`, so the metrics on
+    unseen phantoms and on a real CT sit side by side; `eval_data[label]` says what was measured and the SHA-256 of
+    the weights used. Only measured values are written, so the metadata never carries numbers typed by hand.
+    Other labels' entries are kept; entries of no recorded label (an older record) are dropped.
     """
     import json
     import math
@@ -359,10 +368,16 @@ def record_eval_metrics(
     model = Path(model_path or root / "models" / "model.pt")
     if model.is_file():
         described["model_sha256"] = file_sha256(model)
-    for key in ("eval_metrics", "eval_data"):
-        if not isinstance(metadata.get(key), dict) or not all(isinstance(v, dict) for v in metadata[key].values()):
-            metadata[key] = {}  # an older flat record, measured with other weights
-    metadata["eval_metrics"][label] = metrics
-    metadata["eval_data"][label] = described
+    data = metadata.get("eval_data")
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        data = {}  # an older single record, measured with other weights
+    data.pop(label, None)
+    kept = {
+        key: value
+        for key, value in metadata.get("eval_metrics", {}).items()
+        if any(key.startswith(f"{other}_") for other in data)
+    }
+    metadata["eval_metrics"] = {**kept, **{f"{label}_{key}": value for key, value in metrics.items()}}
+    metadata["eval_data"] = {**data, label: described}
     write_json_atomic(path, metadata, indent=4)  # the bundles' own layout, so the diff shows only the metrics
     return path
