@@ -147,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     record.add_argument("--command-line", required=True, help="the command that ran the training")
     record.add_argument("--commit", help="the commit that trained (default: the checked-out one)")
     record.add_argument("--model", type=Path, help="the weights it produced (default: the bundle's models/model.pt)")
+    record.add_argument("--checkpoints", type=Path, help="its resume checkpoints (default: <run>/checkpoints)")
 
     infer = commands.add_parser(
         "infer", help="segment one CT (NIfTI file or DICOM folder) into a label map (NIfTI or DICOM-SEG)"
@@ -284,7 +285,12 @@ def _run(args: argparse.Namespace) -> int:
         from livervae.training_record import git_commit, record_training, training_record
 
         commit = args.commit or git_commit(repo_root())
-        summary = training_record(args.run, args.data, args.fold, args.command_line, commit)
+        from livervae.bundle import PATCH_BUNDLES
+
+        lopo = Path(args.bundle).name in PATCH_BUNDLES
+        summary = training_record(
+            args.run, args.data, args.fold, args.command_line, commit, None, args.checkpoints, lopo
+        )
         print(json.dumps(summary, indent=2))
         print(f"recorded in {record_training(args.bundle, summary, args.model)}")
         return 0

@@ -51,6 +51,8 @@ def training_record(
     command: str,
     commit: str,
     key_metric: str | None = None,
+    checkpoints_dir: str | os.PathLike[str] | None = None,
+    leave_one_patient_out: bool = False,
 ) -> dict[str, Any]:
     """Summarise a finished training run: data, epochs, the best validation epoch, wall time, code and machine.
 
@@ -62,6 +64,10 @@ def training_record(
         commit: the commit of the code that trained.
         key_metric: the validation scalar that chose the model (default: the only `val_*` scalar, or
             `val_mean_dice`).
+        checkpoints_dir: where the run's resume checkpoints are (default `<run_dir>/checkpoints`; the patch VAE
+            keeps its classifier's under `<output>/checkpoints/classifier`).
+        leave_one_patient_out: `fold` is a held-out patient (the patch bundles), not a datalist fold: the record
+            names that patient, and the training patients include the bundle's validation patient(s).
 
     Raises:
         InputError: a run folder without TensorBoard scalars or resume checkpoints, or a dataset without datalist.
@@ -75,11 +81,10 @@ def training_record(
     if key not in scalars:
         raise InputError(run, f"no {key} scalar in the run's TensorBoard files (has {', '.join(validation)})")
     best_step, best_value, _ = max(scalars[key], key=lambda s: (s[1], -s[0]))
-    checkpoints = [
-        (int(m.group(1)), p) for p in (run / "checkpoints").glob("*.pt") if (m := _EPOCH_FILE.search(p.name))
-    ]
+    folder = Path(checkpoints_dir) if checkpoints_dir is not None else run / "checkpoints"
+    checkpoints = [(int(m.group(1)), p) for p in folder.glob("*.pt") if (m := _EPOCH_FILE.search(p.name))]
     if not checkpoints:
-        raise InputError(run / "checkpoints", "no resume checkpoint (checkpoint_epoch=N.pt)")
+        raise InputError(folder, "no resume checkpoint (checkpoint_epoch=N.pt)")
     epochs, last = max(checkpoints)
     trainer = torch.load(last, map_location="cpu", weights_only=True).get("trainer", {})
     datalist_path = data / "datalist.json"
@@ -87,10 +92,25 @@ def training_record(
         raise InputError(data, "no datalist.json")
     cases = json.loads(datalist_path.read_text(encoding="utf-8"))["training"]
     wall_times = [wall for values in scalars.values() for _, _, wall in values]
+    if leave_one_patient_out:
+        from livervae.data.cohort import load_cohort, lopo_split
+
+        split = lopo_split(load_cohort(data), fold)
+        described = {
+            "data": f"{data.name} ({datalist_path.parent.name}/datalist.json): {len(cases)} cases, "
+            f"patient {split['test_patient']} held out (fold {fold})",
+            "training_cases": sorted(split["train_patients"]),
+            "held_out_patient": split["test_patient"],
+        }
+    else:
+        described = {
+            "data": f"{data.name} ({datalist_path.parent.name}/datalist.json): {len(cases)} cases, "
+            f"fold {fold} validated",
+            "training_cases": sorted(c["case_id"] for c in cases if c.get("fold") != fold),
+            "validation_cases": sorted(c["case_id"] for c in cases if c.get("fold") == fold),
+        }
     return {
-        "data": f"{data.name} ({datalist_path.parent.name}/datalist.json): {len(cases)} cases, fold {fold} validated",
-        "training_cases": sorted(c["case_id"] for c in cases if c.get("fold") != fold),
-        "validation_cases": sorted(c["case_id"] for c in cases if c.get("fold") == fold),
+        **described,
         "epochs": epochs,
         "max_epochs": int(trainer.get("max_epochs", epochs)),
         "iterations": int(trainer.get("iteration", 0)),

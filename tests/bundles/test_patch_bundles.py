@@ -201,3 +201,17 @@ def test_inference_on_a_phantom_and_the_real_ct(trained, real_case, tmp_path):
     lo, hi = np.argwhere(liver).min(axis=0), np.argwhere(liver).max(axis=0)
     found = np.argwhere(prob > 0.01)
     assert len(found) and (found.min(axis=0) >= lo - [5, 5, 1]).all() and (found.max(axis=0) <= hi + [5, 5, 1]).all()
+
+
+def test_training_record_of_a_leave_one_patient_out_run(trained):
+    """`livervae record-training` for a patch bundle names the held-out patient, not a datalist fold."""
+    from livervae.training_record import training_record
+
+    run = trained["vae_fold"] / "train"
+    record = training_record(
+        run / "classifier", trained["cohort"], FOLD, "cv", "c0ffee", None, run / "checkpoints" / "classifier", True
+    )
+    assert record["held_out_patient"] == trained["vae_summary"]["folds"][str(FOLD)]["test_patient"] == "phantom_001"
+    assert record["training_cases"] == ["phantom_000", "phantom_002", "phantom_003", "phantom_004"]
+    assert "validation_cases" not in record and record["key_metric"].startswith("val_")
+    assert record["epochs"] <= record["max_epochs"] == EPOCHS and 1 <= record["best_epoch"] <= record["epochs"]
