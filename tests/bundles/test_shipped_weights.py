@@ -13,7 +13,15 @@ import sys
 import numpy as np
 import pytest
 
-from livervae.bundle import LIVER_BUNDLE, TUMOUR_BUNDLE, BundlePredictor, file_sha256, recorded_metrics
+from livervae.bundle import (
+    LIVER_BUNDLE,
+    PATCH_BUNDLES,
+    TUMOUR_BUNDLE,
+    BundlePredictor,
+    evaluate,
+    file_sha256,
+    recorded_metrics,
+)
 from livervae.data.formats.ircadb import read_patient
 from livervae.io.dicom_seg import read_dicom_seg_labels
 from livervae.io.dicom_series import read_dicom_series
@@ -126,3 +134,25 @@ def test_make_infer_on_the_dicom_series_writes_a_seg_equal_to_the_nifti_predicti
     assert "lesion(s)" in done.stdout and (tmp_path / "out" / "seg.png").is_file()
     seg = read_dicom_seg_labels(output, read_dicom_series(real_case / "PATIENT_DICOM")).array
     assert np.array_equal(seg, two_stage_prediction)
+
+
+@pytest.fixture(scope="module")
+def real_dataset(real_case, tmp_path_factory):
+    from livervae.data.preprocess import preprocess
+
+    out = tmp_path_factory.mktemp("real_dataset") / "3dircadb1_17"
+    preprocess("ircadb", real_case, out, n_folds=1)
+    return out
+
+
+@pytest.mark.parametrize("bundle", PATCH_BUNDLES)
+def test_shipped_patch_models_score_the_real_ct_as_recorded(bundle, real_dataset, tmp_path):
+    """The patch bundles' weights: recorded with their hash, and the real CT's patch AUC is the recorded one."""
+    model, metadata = _model(bundle), _metadata(bundle)
+    assert model.is_file() and model.stat().st_size <= MAX_BYTES
+    assert metadata["training"]["model_sha256"] == file_sha256(model)
+    assert all(entry["model_sha256"] == file_sha256(model) for entry in metadata["eval_data"].values())
+    assert "ircad" not in metadata["training"]["held_out_patient"]
+    assert not any("ircad" in case for case in metadata["training"]["training_cases"])
+    summary = evaluate(bundle, real_dataset, split="all", output_dir=tmp_path / "eval", device="cpu")["summary"]
+    assert summary["auc_pooled"] == pytest.approx(recorded_metrics(metadata, REAL)["auc_pooled"], abs=1e-3)
