@@ -281,12 +281,11 @@ def _run(args: argparse.Namespace) -> int:
             print(f"recorded in {path}")
         return 0
     if args.command == "record-training":
+        from livervae.bundle import PATCH_BUNDLES
         from livervae.paths import repo_root
         from livervae.training_record import git_commit, record_training, training_record
 
         commit = args.commit or git_commit(repo_root())
-        from livervae.bundle import PATCH_BUNDLES
-
         lopo = Path(args.bundle).name in PATCH_BUNDLES
         summary = training_record(
             args.run, args.data, args.fold, args.command_line, commit, None, args.checkpoints, lopo

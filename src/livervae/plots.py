@@ -55,12 +55,6 @@ def largest_lesion_slice(label: np.ndarray) -> int | None:
     return largest_area_slice(components == int(sizes.argmax()) + 1, axis=2)
 
 
-def most_informative_slice(label: np.ndarray) -> int:
-    """The axial slice (last axis) with the largest liver area (tumour counts as liver), else the middle one."""
-    k = largest_area_slice(label >= LIVER, axis=2)
-    return label.shape[2] // 2 if k is None else k
-
-
 @dataclass(frozen=True)
 class View:
     """One slice to draw: a plane ("axial" or "coronal") at an index of the LPS array, and why it was chosen."""

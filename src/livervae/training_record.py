@@ -10,16 +10,14 @@ from __future__ import annotations
 import json
 import os
 import platform
-import re
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from livervae.engines.checkpoints import checkpoint_epoch, latest_checkpoint
 from livervae.errors import InputError
-
-_EPOCH_FILE = re.compile(r"checkpoint_epoch=(\d+)\.pt$")
 
 
 def _scalars(run_dir: Path) -> dict[str, list[tuple[int, float, float]]]:
@@ -82,10 +80,10 @@ def training_record(
         raise InputError(run, f"no {key} scalar in the run's TensorBoard files (has {', '.join(validation)})")
     best_step, best_value, _ = max(scalars[key], key=lambda s: (s[1], -s[0]))
     folder = Path(checkpoints_dir) if checkpoints_dir is not None else run / "checkpoints"
-    checkpoints = [(int(m.group(1)), p) for p in folder.glob("*.pt") if (m := _EPOCH_FILE.search(p.name))]
-    if not checkpoints:
+    last = latest_checkpoint(folder)
+    if last is None:
         raise InputError(folder, "no resume checkpoint (checkpoint_epoch=N.pt)")
-    epochs, last = max(checkpoints)
+    epochs = checkpoint_epoch(last)
     trainer = torch.load(last, map_location="cpu", weights_only=True).get("trainer", {})
     datalist_path = data / "datalist.json"
     if not datalist_path.is_file():
