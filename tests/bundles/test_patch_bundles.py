@@ -215,3 +215,24 @@ def test_training_record_of_a_leave_one_patient_out_run(trained):
     assert record["training_cases"] == ["phantom_000", "phantom_002", "phantom_003", "phantom_004"]
     assert "validation_cases" not in record and record["key_metric"].startswith("val_")
     assert 1 <= record["best_epoch"] <= record["epochs"] <= record["max_epochs"]
+
+
+def test_unet_tversky_loss_penalises_missed_tumour_more_than_false_alarm():
+    # Small tumours: the baseline study weighs misses (0.7) above false alarms (0.3). In MONAI's TverskyLoss alpha
+    # weighs false positives, so a prediction that misses k tumour pixels must cost more than one adding k.
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(str(bundle_root(UNET_BUNDLE) / "configs" / "train.json"))
+    parser["network"] = "$None"  # only the loss is needed; nothing reads the data set
+    loss = parser.get_parsed_content("train#loss", lazy=False)
+    label = torch.zeros(1, 1, 8, 8)
+    label[..., 2:6, 2:6] = 1  # 16 tumour pixels
+    missed, extra = label.clone(), label.clone()
+    missed[..., 2:4, 2:6] = 0  # 8 false negatives
+    extra[..., 6:8, 2:6] = 1  # 8 false positives
+
+    def as_logits(mask):
+        return torch.cat([(1 - mask) * 20 - 10, mask * 20 - 10], dim=1)
+
+    assert float(loss(as_logits(missed), label)) > float(loss(as_logits(extra), label)) + 0.05
