@@ -108,3 +108,75 @@ def test_dropout_needs_stages_that_can_switch_it_on():
 
     with pytest.raises(TypeError, match="cannot switch dropout on"):
         TwoStageLiverTumourNet(**{**_two_stage_arguments(), "liver_net": BoxLogits(0.3, 0.9), "dropout": 0.2})
+
+
+class Recorder(nn.Module):
+    """Wraps a stage: remembers every input window it is given."""
+
+    def __init__(self, stage: nn.Module) -> None:
+        super().__init__()
+        self.stage, self.inputs = stage, []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.inputs.append(x.detach().clone())
+        return self.stage(x)
+
+
+def test_stage_one_sees_what_the_liver_model_was_trained_on():
+    # Training: Spacingd to the liver spacing on HU, then ScaleIntensityRanged. The chain must give the liver model
+    # that same array, not a half-voxel-shifted or clip-then-interpolated one.
+    from monai.data import MetaTensor
+    from monai.transforms import ScaleIntensityRange, Spacing
+
+    torch.manual_seed(0)
+    hu = torch.randn(1, 1, 41, 38, 36) * 60 + 40
+    fine = MetaTensor(hu[0], affine=torch.diag(torch.tensor([2.0, 2.0, 2.0, 1.0], dtype=torch.float64)))
+    trained_on = ScaleIntensityRange(0.0, 100.0, 0.0, 1.0, clip=True)(Spacing(pixdim=(4.0, 4.0, 4.0))(fine))
+    liver = Recorder(BoxLogits(0.3, 0.95))
+    net = TwoStageLiverTumourNet(
+        liver,
+        BoxLogits(0.7, 0.95),
+        input_spacing=(2.0, 2.0, 2.0),
+        liver_spacing=(4.0, 4.0, 4.0),
+        liver_window=(0.0, 100.0),
+        tumour_window=(0.0, 100.0),
+        liver_roi=tuple(trained_on.shape[1:]),
+        tumour_roi=(16, 16, 16),
+    ).eval()
+    with torch.no_grad():
+        net(hu)
+    assert len(liver.inputs) == 1
+    assert torch.allclose(liver.inputs[0][0], trained_on.as_tensor(), atol=1e-5)
+
+
+def test_liver_probability_returns_to_the_input_grid_without_a_shift():
+    # A liver model that predicts "liver" on the right half of its coarse grid; back on the fine grid the boundary
+    # must sit where the coarse voxels are (voxel i at fine index 2i), symmetric about the boundary.
+    class RightHalf(nn.Module):
+        def forward(self, x):
+            logit = torch.full_like(x, -10.0)
+            logit[:, :, 10:] = 10.0
+            return torch.cat([-logit, logit], dim=1)
+
+    net = _net(RightHalf(), BoxLogits(0.7, 0.95))
+    net.liver_roi = (20, 20, 20)
+    with torch.no_grad():
+        probability = net.liver_probability(torch.zeros(1, 1, 40, 40, 40))[0, 0, :, 20, 20]
+    # coarse voxels 9 (out) and 10 (in) are fine voxels 18 and 20: fine 19 lies half way
+    assert float(probability[18]) < 0.01 and float(probability[20]) > 0.99
+    assert abs(float(probability[19]) - 0.5) < 0.01
+
+
+def test_tumour_windows_are_padded_with_zero_as_in_training():
+    x = torch.full((1, 1, 40, 40, 40), 20.0)  # background windowed to 0.2, never 0
+    x[..., 10:30, 10:30, 10:30] = 50.0
+    tumour = Recorder(BoxLogits(0.7, 0.95))
+    net = _net(BoxLogits(0.3, 0.95), tumour)
+    net.tumour_roi = (32, 32, 32)  # the crop is about 24 voxels (liver 20 + 2 × 2 margin): the rest is padding
+    with torch.no_grad():
+        net(x)
+    window_in = tumour.inputs[0]
+    assert tuple(window_in.shape[2:]) == (32, 32, 32)
+    side = round(int((window_in > 0).sum()) ** (1 / 3))
+    assert 20 <= side <= 24 and int((window_in > 0).sum()) == side**3  # the crop, one cube, never 0 inside
+    assert int((window_in == 0).sum()) == 32**3 - side**3  # replicate padding would have left no 0 at all

@@ -4,10 +4,12 @@ MONAI Label runs a bundle's `preprocessing`, then `inferer(image, network)` once
 the liver → crop → tumour cascade must live inside the network. The input is a CT in Hounsfield units on the
 tumour model's (fine) grid; the network
 
-1. windows it for the liver model and resamples it to the liver model's (coarse) spacing,
-2. segments the liver by sliding window and brings the liver probability back to the fine grid,
+1. resamples it to the liver model's (coarse) spacing with MONAI's `Spacing`, then windows it, as the liver
+   model's training transforms do (same grid, same order),
+2. segments the liver by sliding window and resamples the liver probability back to the fine grid,
 3. crops the fine image to the largest liver component's bounding box plus a margin,
-4. segments tumour in the crop with the tumour model (its own intensity window), and
+4. segments tumour in the crop with the tumour model (its own intensity window; windows are padded with 0 as
+   training pads its crops), and
 5. pastes the tumour probability back and composes the three classes:
    P(tumour) = t, P(liver) = (1 - t) l, P(background) = (1 - t)(1 - l), with l and t the stage probabilities
    (t = 0 outside the crop). Tumour is therefore never suppressed by an under-segmented liver; post-processing
@@ -27,10 +29,13 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from monai.data import MetaTensor
 from monai.inferers import sliding_window_inference
+from monai.transforms import Spacing, SpatialResample
 from monai.transforms.utils import get_largest_connected_component_mask
 from torch import nn
+
+from livervae.transforms.liver_roi import liver_crop_box
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +43,11 @@ logger = logging.getLogger(__name__)
 def window(x: torch.Tensor, a_min: float, a_max: float) -> torch.Tensor:
     """Map HU in [a_min, a_max] linearly to [0, 1] and clip, as `ScaleIntensityRanged(..., clip=True)` does."""
     return ((x - a_min) / (a_max - a_min)).clamp_(0.0, 1.0)
+
+
+def _grid_affine(spacing: np.ndarray) -> torch.Tensor:
+    """Affine of a grid with `spacing` and its first voxel at the origin (only relative geometry matters here)."""
+    return torch.diag(torch.tensor([*spacing.tolist(), 1.0], dtype=torch.float64))
 
 
 class TwoStageLiverTumourNet(nn.Module):
@@ -104,33 +114,33 @@ class TwoStageLiverTumourNet(nn.Module):
         return self
 
     def _sliding(self, x: torch.Tensor, net: nn.Module, roi: tuple[int, ...]) -> torch.Tensor:
-        return sliding_window_inference(
-            x, roi, self.sw_batch_size, net, overlap=self.overlap, mode="gaussian", padding_mode="replicate"
-        )
+        # Constant 0 padding: training pads its crops with windowed 0 (SpatialPadd) and validates the same way.
+        return sliding_window_inference(x, roi, self.sw_batch_size, net, overlap=self.overlap, mode="gaussian")
+
+    def liver_input(self, image: torch.Tensor) -> torch.Tensor:
+        """Stage 1's input for a (1, 1, *spatial) HU image: resampled to the liver spacing, then windowed.
+
+        The same `Spacing` (voxel i at input index i·c/s, same first voxel, border padding) and the same order
+        (resample HU, then clip) as the liver model's training transforms, so it sees the grid it learnt on.
+        """
+        fine = MetaTensor(image[0].float(), affine=_grid_affine(self.input_spacing))
+        coarse = Spacing(pixdim=self.liver_spacing.tolist(), mode="bilinear")(fine)
+        return window(coarse.as_tensor()[None], *self.liver_window)
 
     def liver_probability(self, image: torch.Tensor) -> torch.Tensor:
         """Stage 1: liver probability (1, 1, *spatial) on the input grid of a (1, 1, *spatial) HU image."""
-        spatial = tuple(image.shape[2:])
-        coarse_size = [
-            max(1, int(round(n * s / c))) for n, s, c in zip(spatial, self.input_spacing, self.liver_spacing)
-        ]
-        coarse = F.interpolate(window(image.float(), *self.liver_window), size=coarse_size, mode="trilinear")
-        logits = self._sliding(coarse, self.liver_net, self.liver_roi)
-        probability = torch.softmax(logits.float(), dim=1)[:, 1:2]
-        return F.interpolate(probability, size=spatial, mode="trilinear").clamp_(0.0, 1.0)
+        logits = self._sliding(self.liver_input(image), self.liver_net, self.liver_roi)
+        probability = MetaTensor(torch.softmax(logits.float(), dim=1)[0, 1:2], affine=_grid_affine(self.liver_spacing))
+        back = SpatialResample(mode="bilinear", padding_mode="border")(
+            probability, dst_affine=_grid_affine(self.input_spacing), spatial_size=tuple(image.shape[2:])
+        )
+        return back.as_tensor()[None].clamp_(0.0, 1.0)
 
     def liver_box(self, liver: torch.Tensor) -> tuple[slice, ...] | None:
-        """Bounding box (with margin) of the largest component of a (1, *spatial) liver mask, or None if empty."""
+        """Crop (with margin) around the largest component of a (1, *spatial) liver mask, or None if empty."""
         if not bool(liver.any()):
             return None
-        largest = get_largest_connected_component_mask(liver)
-        nonzero = torch.nonzero(largest[0])
-        start = nonzero.min(dim=0).values.cpu().numpy()
-        end = nonzero.max(dim=0).values.cpu().numpy() + 1
-        margin = np.ceil(self.margin_mm / self.input_spacing).astype(int)
-        shape = np.asarray(liver.shape[1:])
-        start = np.maximum(start - margin, 0)
-        end = np.minimum(end + margin, shape)
+        start, end = liver_crop_box(get_largest_connected_component_mask(liver), self.input_spacing, self.margin_mm)
         return tuple(slice(int(a), int(b)) for a, b in zip(start, end))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -10,17 +10,49 @@ import torch
 from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform, RandomizableTransform, SpatialCrop
+from monai.transforms.utils import generate_spatial_bounding_box
 
 from livervae.errors import InputError
 
 
 def liver_bounding_box(mask: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Start (inclusive) and end (exclusive) voxel indices of the non-zero region of a (C, *spatial) mask."""
-    array = mask.detach().cpu().numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask)
-    nonzero = np.argwhere(array.reshape(-1, *array.shape[-3:]).any(axis=0))
-    if nonzero.size == 0:
+    start, end = generate_spatial_bounding_box(mask)
+    if any(b <= a for a, b in zip(start, end)):
         raise ValueError("empty mask")
-    return nonzero.min(axis=0), nonzero.max(axis=0) + 1
+    return np.asarray(start), np.asarray(end)
+
+
+def liver_crop_box(
+    mask: torch.Tensor | np.ndarray,
+    spacing: Sequence[float],
+    margin_mm: float,
+    jitter_mm: Sequence[float] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The tumour model's view: the liver's bounding box grown by `margin_mm`, clipped to the image.
+
+    One definition for training (`LiverROICropd`) and inference (`TwoStageLiverTumourNet`), so both crop alike.
+
+    Args:
+        mask: (C, *spatial) liver mask; every non-zero voxel counts.
+        spacing: voxel size in mm per spatial axis.
+        margin_mm: margin added on every side.
+        jitter_mm: optional shift of each of the six faces (3 starts, then 3 ends), in mm.
+
+    Returns:
+        start (inclusive) and end (exclusive) voxel indices, a non-empty box inside the image.
+
+    Raises:
+        ValueError: the mask is empty.
+    """
+    spacing = np.asarray(spacing, dtype=float)
+    start, end = liver_bounding_box(mask)
+    margin = np.ceil(float(margin_mm) / spacing)
+    shift = np.zeros(6) if jitter_mm is None else np.rint(np.asarray(jitter_mm, float) / np.tile(spacing, 2))
+    shape = np.asarray(mask.shape[1:])
+    roi_start = np.clip(start - margin + shift[:3], 0, shape - 1).astype(int)
+    roi_end = np.clip(end + margin + shift[3:], roi_start + 1, shape).astype(int)
+    return roi_start, roi_end
 
 
 def _spacing(tensor: Any, fallback: Sequence[float]) -> np.ndarray:
@@ -64,17 +96,12 @@ class LiverROICropd(RandomizableTransform, MapTransform):
         d = dict(data)
         source = d[self.source_key]
         spacing = _spacing(source, (1.0, 1.0, 1.0))
+        self.randomize()
         try:
-            start, end = liver_bounding_box(source)
+            roi_start, roi_end = liver_crop_box(source, spacing, self.margin_mm, self._jitter * self.jitter_mm)
         except ValueError:
             name = getattr(source, "meta", {}).get("filename_or_obj", self.source_key)
             raise InputError(name, "empty liver: nothing to crop around") from None
-        self.randomize()
-        margin = np.ceil(self.margin_mm / spacing)
-        jitter = np.rint(self._jitter * self.jitter_mm / np.concatenate([spacing, spacing]))
-        shape = np.asarray(source.shape[1:])
-        roi_start = np.clip(start - margin + jitter[:3], 0, shape - 1).astype(int)
-        roi_end = np.clip(end + margin + jitter[3:], roi_start + 1, shape).astype(int)
         cropper = SpatialCrop(roi_start=roi_start.tolist(), roi_end=roi_end.tolist())
         for key in self.key_iterator(d):
             d[key] = cropper(d[key])
