@@ -8,6 +8,7 @@ from livervae.transforms.patch_targets import PatchTargetsd, tumour_centre
 from livervae.transforms.postprocess import RemoveSmallTumoursd
 from livervae.transforms.severity import Severityd
 from livervae.transforms.source_grid import SourceGridLabeld
+from livervae.transforms.stage_one import StageOneLiverd
 
 __all__ = [
     "ActiveContourd",
@@ -18,6 +19,7 @@ __all__ = [
     "RemoveSmallTumoursd",
     "Severityd",
     "SourceGridLabeld",
+    "StageOneLiverd",
     "binary_closing",
     "liver_bounding_box",
     "tumour_centre",
