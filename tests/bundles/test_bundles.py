@@ -3,7 +3,9 @@ bundle properties, metadata, network in/out, evaluation, and inference on phanto
 
 from __future__ import annotations
 
+import csv
 import json
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -144,10 +146,20 @@ def test_evaluation_writes_the_report(trained, tmp_path):
         overrides={"model_path": str(trained["tumour"]), "active_contour": False},
     )
     summary = result["summary"]
-    assert summary["cases"] == 2 and 0.0 <= summary["liver_dice_mean"] <= 1.0 and "lesions" in summary
-    assert (tmp_path / "metrics" / "metrics.csv").is_file() and len(
-        list((tmp_path / "metrics" / "overlays").iterdir())
-    ) == 2
+    assert summary["cases"] == 2 and "lesions" in summary
+    # Every reported Dice equals one computed here from the written label map and the dataset's reference.
+    with open(tmp_path / "metrics" / "metrics.csv", newline="") as handle:
+        rows = {row["case_id"]: row for row in csv.DictReader(handle)}
+    assert len(rows) == 2
+    for case_id, row in rows.items():
+        predicted = np.asarray(nib.load(str(tmp_path / f"{case_id}_seg.nii.gz")).dataobj)
+        reference = np.asarray(nib.load(str(Path(trained["data"]) / "labels" / f"{case_id}.nii.gz")).dataobj)
+        for key, labels in (("liver_dice", (1, 2)), ("tumour_dice", (2,))):
+            a, b = np.isin(predicted, labels), np.isin(reference, labels)
+            expected = 2 * (a & b).sum() / (a.sum() + b.sum()) if a.sum() + b.sum() else 1.0
+            assert float(row[key]) == pytest.approx(expected, abs=1e-5), (case_id, key)
+    assert summary["liver_dice_mean"] == pytest.approx(np.mean([float(r["liver_dice"]) for r in rows.values()]))
+    assert len(list((tmp_path / "metrics" / "overlays").iterdir())) == 2
 
 
 def test_only_livervae_bundles_run_by_default(tmp_path):

@@ -31,6 +31,9 @@ def test_report_files_and_values(tmp_path, labelled_ct):
 
 def test_shape_mismatch_is_refused(labelled_ct):
     image, label = labelled_ct
+    before = label.array.copy()
+    report = SegmentationReport()
     with pytest.raises(ValueError, match="differ"):
-        SegmentationReport().add("x", label.array[:-1], label.array, image)
-    assert np.array_equal(label.array, label.array)
+        report.add("x", label.array[:-1], label.array, image)
+    assert np.array_equal(label.array, before)  # the reference is left as it was
+    assert report.rows == []  # and nothing half-added to the report
