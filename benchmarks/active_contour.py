@@ -26,7 +26,7 @@ import torch
 from scipy import ndimage
 from skimage.segmentation import morphsnakes
 
-from livervae.postprocess import (
+from livervae.active_contours import (
     inverse_gaussian_gradient,
     morphological_chan_vese,
     morphological_geodesic_active_contour,

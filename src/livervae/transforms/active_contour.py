@@ -1,7 +1,7 @@
 """Refine predicted tumour boundaries with a morphological Chan-Vese contour, inside the liver and near the tumour.
 
 SmoothSegNet-style post-processing: the tumour model's mask initialises a few iterations of morphological Chan-Vese
-(`livervae.postprocess.morphological_chan_vese`, voxel-exact with scikit-image), and only a thin band around the
+(`livervae.active_contours.morphological_chan_vese`, voxel-exact with scikit-image), and only a thin band around the
 predicted tumour, within the liver, may change. Work is confined to the band's bounding box, so large volumes cost
 no more than their tumours.
 """
@@ -18,7 +18,7 @@ from monai.config import KeysCollection
 from monai.transforms import MapTransform
 
 from livervae.labels import LIVER, TUMOR
-from livervae.postprocess.active_contour import morphological_chan_vese
+from livervae.active_contours.active_contour import morphological_chan_vese
 
 
 def _raw(array: Any) -> torch.Tensor:

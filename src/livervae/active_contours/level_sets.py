@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from livervae.postprocess.inputs import ImageBatch
-from livervae.postprocess.numpy_exact import exact_sqrt
+from livervae.active_contours.inputs import ImageBatch
+from livervae.active_contours.numpy_exact import exact_sqrt
 
 
 def as_level_set(init: Any, image: ImageBatch) -> tuple[torch.Tensor, tuple[int, ...] | None]:

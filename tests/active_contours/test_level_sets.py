@@ -7,9 +7,9 @@ import pytest
 import torch
 from skimage.segmentation import morphsnakes
 
-from livervae.postprocess import checkerboard_level_set, disk_level_set
-from livervae.postprocess.inputs import as_image
-from livervae.postprocess.level_sets import as_level_set
+from livervae.active_contours import checkerboard_level_set, disk_level_set
+from livervae.active_contours.inputs import as_image
+from livervae.active_contours.level_sets import as_level_set
 
 
 @pytest.mark.parametrize("shape", [(40, 52), (16, 20, 24), (7, 9, 11)])

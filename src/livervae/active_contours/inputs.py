@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from livervae.postprocess.numpy_exact import TORCH_TO_NP
+from livervae.active_contours.numpy_exact import TORCH_TO_NP
 
 ArrayLike = np.ndarray | torch.Tensor
 

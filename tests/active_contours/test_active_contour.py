@@ -14,7 +14,7 @@ import torch
 from scipy import ndimage
 
 from livervae.labels import TUMOR
-from livervae.postprocess import (
+from livervae.active_contours import (
     inf_sup,
     inverse_gaussian_gradient,
     morphological_chan_vese,

@@ -7,7 +7,7 @@ import pytest
 import torch
 from skimage.segmentation import inverse_gaussian_gradient as skimage_igg
 
-from livervae.postprocess import inverse_gaussian_gradient
+from livervae.active_contours import inverse_gaussian_gradient
 
 
 @pytest.mark.parametrize("shape", [(40, 33), (12, 17, 21)])

@@ -55,11 +55,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from livervae.postprocess.edges import inverse_gaussian_gradient
-from livervae.postprocess.inputs import ArrayLike, as_image, as_output
-from livervae.postprocess.level_sets import as_level_set, checkerboard_level_set, disk_level_set
-from livervae.postprocess.morphology import PackedGrid
-from livervae.postprocess.numpy_exact import (
+from livervae.active_contours.edges import inverse_gaussian_gradient
+from livervae.active_contours.inputs import ArrayLike, as_image, as_output
+from livervae.active_contours.level_sets import as_level_set, checkerboard_level_set, disk_level_set
+from livervae.active_contours.morphology import PackedGrid
+from livervae.active_contours.numpy_exact import (
     MaskedSums,
     gradient_axis,
     per_item,

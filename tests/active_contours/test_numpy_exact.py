@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from livervae.postprocess.inputs import as_image
-from livervae.postprocess.numpy_exact import (
+from livervae.active_contours.inputs import as_image
+from livervae.active_contours.numpy_exact import (
     MaskedSums,
     exact_sqrt,
     gradient_axis,

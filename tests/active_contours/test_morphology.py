@@ -8,7 +8,7 @@ import torch
 from scipy import ndimage
 from skimage.segmentation import morphsnakes
 
-from livervae.postprocess.morphology import PackedGrid
+from livervae.active_contours.morphology import PackedGrid
 
 # Widths around word boundaries (63, 64, 65, 128, 129) and small odd shapes.
 SHAPES = [(5, 63), (7, 64), (9, 65), (3, 2), (33, 129), (4, 6, 63), (5, 4, 64), (3, 7, 65), (2, 2, 2), (9, 11, 130)]

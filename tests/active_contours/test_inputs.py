@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from livervae.postprocess.inputs import as_image, as_output
+from livervae.active_contours.inputs import as_image, as_output
 
 
 def test_numpy_inputs_keep_dtype_layout_and_come_back_as_numpy():

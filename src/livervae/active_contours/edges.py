@@ -7,8 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from livervae.postprocess.inputs import ArrayLike, as_image
-from livervae.postprocess.numpy_exact import NP_TO_TORCH, exact_sqrt, scalar_tensor, torch_dtype
+from livervae.active_contours.inputs import ArrayLike, as_image
+from livervae.active_contours.numpy_exact import NP_TO_TORCH, exact_sqrt, scalar_tensor, torch_dtype
 
 
 def _gaussian_kernel1d(sigma: float, order: int, radius: int) -> np.ndarray:

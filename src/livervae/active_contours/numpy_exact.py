@@ -11,13 +11,10 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
-
-if TYPE_CHECKING:
-    from livervae.postprocess.inputs import ImageBatch
 
 NP_TO_TORCH: dict[np.dtype, torch.dtype] = {
     np.dtype(np.bool_): torch.bool,
@@ -291,6 +288,17 @@ def _in_numpy_order(x: torch.Tensor, order: tuple[int, ...], flips: tuple[int, .
     return x.reshape(x.shape[0], -1)
 
 
+class SummedImage(Protocol):
+    """What `MaskedSums` needs of an image (`inputs.ImageBatch` is one; typed here so this module imports none)."""
+
+    data: torch.Tensor
+    np_dtype: np.dtype
+    item_strides: tuple[int, ...]
+
+    @property
+    def spatial(self) -> tuple[int, ...]: ...
+
+
 class MaskedSums:
     """numpy's ``(image * u).sum()`` and ``(image * (1 - u)).sum()`` for the Chan-Vese means, per item.
 
@@ -298,7 +306,7 @@ class MaskedSums:
     integer products exactly in numpy's default integer accumulator.
     """
 
-    def __init__(self, image: ImageBatch) -> None:
+    def __init__(self, image: SummedImage) -> None:
         self.image = image
         self.product_dtype = np.result_type(image.np_dtype, np.int8)  # (1 - u) is int8
         self.floating = self.product_dtype.kind == "f"

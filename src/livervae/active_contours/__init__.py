@@ -1,6 +1,6 @@
 """Post-processing of predicted label maps that needs more than MONAI's transforms (active-contour refinement)."""
 
-from livervae.postprocess.active_contour import (
+from livervae.active_contours.active_contour import (
     checkerboard_level_set,
     disk_level_set,
     inf_sup,
