@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from livervae.errors import InputError
+from livervae.io.checkpoint import apply_settings
 from livervae.monailabel_app import (
     GENERATED_CONFIGS,
-    config_with_settings,
     find_sample_app,
     prepare_app,
     prepare_bundle,
@@ -36,13 +36,6 @@ def bundle_source(tmp_path):
     return source
 
 
-def test_config_takes_the_recorded_settings_for_its_own_keys_only():
-    config = {"pixdim": [1.5, 1.5, 1.5], "init_filters": 16, "network_def": {"init_filters": "@init_filters"}}
-    updated = config_with_settings(config, {"pixdim": [2.0, 2.0, 2.0], "init_filters": 8, "unknown": 1})
-    assert updated == {"pixdim": [2.0, 2.0, 2.0], "init_filters": 8, "network_def": {"init_filters": "@init_filters"}}
-    assert config["init_filters"] == 16  # the input is not changed
-
-
 def test_bundle_layout_links_the_project_and_generates_configs(bundle_source, tmp_path):
     destination = tmp_path / "app" / "model" / "liver_tumor_ct_segmentation"
     assert prepare_bundle(bundle_source, destination) == SETTINGS
@@ -52,7 +45,7 @@ def test_bundle_layout_links_the_project_and_generates_configs(bundle_source, tm
         generated = destination / "configs" / name
         assert generated.is_file() and not generated.is_symlink()
         original = json.loads((bundle_source / "configs" / name).read_text())
-        expected = config_with_settings(original, {**SETTINGS, "restart_finished_runs": True})
+        expected = apply_settings(original, {**SETTINGS, "restart_finished_runs": True})
         assert json.loads(generated.read_text()) == expected
     # Repeated MONAI Label training requests restart a finished run; the project's own configs do not.
     assert json.loads((destination / "configs" / "train.json").read_text())["restart_finished_runs"] is True

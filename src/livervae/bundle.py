@@ -18,6 +18,7 @@ import torch
 from monai.bundle import ConfigParser, ConfigWorkflow
 
 from livervae.errors import InputError
+from livervae.io.checkpoint import apply_settings, load_model_weights, read_checkpoint
 from livervae.io.volume import Volume
 from livervae.paths import repo_root
 
@@ -78,14 +79,7 @@ def preset_overrides(name: str, preset: str) -> dict[str, Any]:
 
 def recorded_settings(model_path: str | os.PathLike[str]) -> dict[str, Any]:
     """The training settings stored in a LiverVAE `model.pt` (empty for checkpoints without a record)."""
-    path = Path(model_path)
-    if not path.is_file():
-        raise InputError(path, "no trained model; run `make train` for this bundle first")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise InputError(path, f"cannot load as a weights-only checkpoint ({type(exc).__name__}: {exc})") from exc
-    return dict(checkpoint.get("settings", {})) if isinstance(checkpoint, dict) else {}
+    return read_checkpoint(model_path, missing="no trained model; run `make train` for this bundle first")[1]
 
 
 def bundle_version(root: Path) -> str:
@@ -135,8 +129,22 @@ def _require_properties(workflow: ConfigWorkflow, root: Path, configs: list[str]
         )
 
 
-def run_workflow(root: Path, configs: list[str], workflow_type: str, overrides: dict[str, Any]) -> ConfigWorkflow:
-    """Initialise, run and finalise a bundle workflow with `overrides`; return it for inspection."""
+def run_workflow(
+    root: Path,
+    configs: list[str],
+    workflow_type: str,
+    overrides: dict[str, Any],
+    recorded: dict[str, Any] | None = None,
+) -> ConfigWorkflow:
+    """Initialise, run and finalise a bundle workflow; return it for inspection.
+
+    Args:
+        root: the bundle folder.
+        configs: config file names under `configs/`, merged in order.
+        workflow_type: "train" or "infer".
+        overrides: config values to set (they win over `recorded`).
+        recorded: the settings a checkpoint recorded (`apply_settings`: only keys the config has).
+    """
     workflow = ConfigWorkflow(
         config_file=_config_files(root, configs),
         meta_file=str(root / "configs" / "metadata.json"),
@@ -145,6 +153,7 @@ def run_workflow(root: Path, configs: list[str], workflow_type: str, overrides: 
         bundle_root=str(root),
         **overrides,
     )
+    apply_settings(workflow.parser, {k: v for k, v in (recorded or {}).items() if k not in overrides})
     _require_properties(workflow, root, configs)
     workflow.initialize()
     workflow.run()
@@ -192,7 +201,7 @@ def _refuse_finished_run(root: Path, settings: dict[str, Any]) -> None:
     The bundle itself would end such a run at once without a word (or, with `restart_finished_runs` as MONAI Label
     sets it, retrain over its best model).
     """
-    from livervae.engines.checkpoints import checkpoint_epoch, latest_checkpoint
+    from livervae.handlers.resume import checkpoint_epoch, latest_checkpoint
 
     if settings.get("resume") is False:
         return
@@ -230,14 +239,14 @@ def evaluate(
     root = bundle_root(name, allow_external)
     data = dataset_setting(name, dataset_dir)
     model = Path((overrides or {}).get("model_path", root / "models" / "model.pt"))
-    settings = recorded_settings(model)
-    settings.update({k: v for k, v in (overrides or {}).items() if k != "model_path"})
+    recorded = recorded_settings(model)
+    settings = {k: v for k, v in (overrides or {}).items() if k != "model_path"}
     out = Path(output_dir or repo_root() / "runs" / root.name / f"eval_fold{fold}_{split}").resolve()
     settings.update({"dataset_dir": data, "fold": fold, "split": split})
     settings.update({"output_dir": str(out), "handlers#0#load_path": str(model)})
     if device is not None:
         settings["device"] = f"$torch.device('{device}')"
-    workflow = run_workflow(root, ["inference.json", "evaluate.json"], "infer", settings)
+    workflow = run_workflow(root, ["inference.json", "evaluate.json"], "infer", settings, recorded)
     handler = next(h for h in workflow.parser.get_parsed_content("handlers") if hasattr(h, "summary"))
     return {"summary": handler.summary, "output_dir": str(out)}
 
@@ -261,8 +270,6 @@ class BundlePredictor:
         overrides: dict[str, Any] | None = None,
         allow_external: bool = False,
     ) -> None:
-        from livervae.engines.checkpoints import load_model_weights
-
         root = bundle_root(name, allow_external)
         model = Path(model_path or root / "models" / "model.pt")
         self.name = root.name
@@ -270,7 +277,8 @@ class BundlePredictor:
         parser = ConfigParser()
         parser.read_config(_config_files(root, ["inference.json"]))
         parser["bundle_root"] = str(root)
-        for key, value in {**recorded_settings(model), **(overrides or {})}.items():
+        apply_settings(parser, recorded_settings(model))
+        for key, value in (overrides or {}).items():
             parser[key] = value
         self.device = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
         parser["device"] = f"$torch.device('{self.device}')"

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from livervae.errors import InputError, LiverVAEError
 from livervae.io.atomic import write_json_atomic
+from livervae.io.checkpoint import apply_settings
 from livervae.paths import real_case_dir, repo_root
 
 logger = logging.getLogger(__name__)
@@ -66,26 +67,10 @@ def find_sample_app(prefix: str | os.PathLike[str] | None = None) -> Path:
 
 def recorded_settings(model: Path) -> dict:
     """The settings LiverVAE recorded next to the weights in `model` (see `SettingsRecord`)."""
-    import torch
+    from livervae.io.checkpoint import read_checkpoint
 
-    if not model.is_file():
-        raise InputError(model, "no trained model; `make monailabel` trains one first, or run `make train`")
-    try:
-        checkpoint = torch.load(model, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise InputError(model, f"cannot load as a weights-only checkpoint ({type(exc).__name__}: {exc})") from exc
-    if not isinstance(checkpoint, dict) or "model" not in checkpoint:
-        raise InputError(model, "not a LiverVAE checkpoint (no 'model' state dict)")
-    return dict(checkpoint.get("settings", {}))
-
-
-def config_with_settings(config: dict, settings: dict) -> dict:
-    """`config` with each recorded setting written into the top-level key of the same name (if it has one)."""
-    updated = dict(config)
-    for key, value in settings.items():
-        if key in updated:
-            updated[key] = value
-    return updated
+    missing = "no trained model; `make monailabel` trains one first, or run `make train`"
+    return read_checkpoint(model, missing=missing)[1]
 
 
 def _link(target: Path, link: Path) -> None:
@@ -126,7 +111,7 @@ def prepare_bundle(source: Path, destination: Path, copy_models: bool = False) -
                 target.unlink()
             config = json.loads(path.read_text(encoding="utf-8"))
             # MONAI Label sends repeated training requests into the same run folder: each starts afresh.
-            write_json_atomic(target, config_with_settings(config, {**settings, "restart_finished_runs": True}))
+            write_json_atomic(target, apply_settings(dict(config), {**settings, "restart_finished_runs": True}))
         else:
             _link(path, target)
     return settings

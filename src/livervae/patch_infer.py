@@ -88,8 +88,8 @@ def infer_patches(
     read_liver_mask(liver_mask, image.shape, image.affine)
     root = bundle_root(name)
     model = Path(model_path or root / "models" / "model.pt")
-    settings = recorded_settings(model)
-    settings.update(overrides or {})
+    recorded = recorded_settings(model)
+    settings = dict(overrides or {})
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.partial-", dir=output.parent))
     try:
@@ -108,7 +108,7 @@ def infer_patches(
         )
         if device is not None:
             settings["device"] = f"$torch.device('{device}')"
-        run_workflow(root, ["inference.json"], "infer", settings)
+        run_workflow(root, ["inference.json"], "infer", settings, recorded)
         targets: dict[Path, Path] = {}
         for postfix, suffix in _OUTPUTS[name].items():
             found = sorted(results.glob(f"*_{postfix}.nii.gz"))

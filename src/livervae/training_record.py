@@ -16,8 +16,9 @@ from typing import Any
 
 import torch
 
-from livervae.engines.checkpoints import checkpoint_epoch, latest_checkpoint
 from livervae.errors import InputError
+from livervae.handlers.resume import checkpoint_epoch, latest_checkpoint
+from livervae.io.checkpoint import read_checkpoint
 
 
 def _scalars(run_dir: Path) -> dict[str, list[tuple[int, float, float]]]:
@@ -84,7 +85,7 @@ def training_record(
     if last is None:
         raise InputError(folder, "no resume checkpoint (checkpoint_epoch=N.pt)")
     epochs = checkpoint_epoch(last)
-    trainer = torch.load(last, map_location="cpu", weights_only=True).get("trainer", {})
+    trainer = read_checkpoint(last, key=None)[0].get("trainer", {})
     datalist_path = data / "datalist.json"
     if not datalist_path.is_file():
         raise InputError(data, "no datalist.json")

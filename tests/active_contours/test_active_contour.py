@@ -13,7 +13,6 @@ import pytest
 import torch
 from scipy import ndimage
 
-from livervae.labels import TUMOR
 from livervae.active_contours import (
     inf_sup,
     inverse_gaussian_gradient,
@@ -21,6 +20,7 @@ from livervae.active_contours import (
     morphological_geodesic_active_contour,
     sup_inf,
 )
+from livervae.labels import TUMOR
 
 
 def _blob_image(shape: tuple[int, ...], seed: int, dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:

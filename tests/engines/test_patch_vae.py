@@ -4,9 +4,9 @@ from ignite.engine import Events
 from monai.data import DataLoader
 from monai.engines import SupervisedTrainer
 
-from livervae.engines.checkpoints import enable_resume
 from livervae.engines.iteration import loss_terms
 from livervae.engines.patch_vae import PatchVAEIteration
+from livervae.handlers import enable_resume
 from livervae.losses import PatchVAELoss
 from livervae.networks import PatchVAE
 from livervae.transforms import PatchTargetsd

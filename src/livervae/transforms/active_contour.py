@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from monai.config import KeysCollection
 from monai.transforms import MapTransform
 
-from livervae.labels import LIVER, TUMOR
 from livervae.active_contours.active_contour import morphological_chan_vese
+from livervae.labels import LIVER, TUMOR
 
 
 def _raw(array: Any) -> torch.Tensor:

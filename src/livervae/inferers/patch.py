@@ -14,7 +14,7 @@ baselines are scored on exactly the same patches.
 
 After each call `records` holds, per batch item, one dict per scored patch (slice, row, col, score, variance,
 label, tumour_fraction and, for the VAE, the centre in voxels of the preprocessed grid), which
-`livervae.metrics.patch_auc.PatchReportHandler` turns into AUCs and the coordinates JSON.
+`livervae.handlers.PatchReportHandler` turns into AUCs and the coordinates JSON.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Find the checkpoint to resume from, and load model weights safely (`weights_only=True`)."""
+"""Resumable training: a rolling checkpoint after every epoch, and the run picks up where it stopped."""
 
 from __future__ import annotations
 
@@ -11,66 +11,16 @@ from typing import Any
 import ignite.distributed as idist
 import torch
 from ignite.engine import Engine, Events
-from ignite.handlers import DiskSaver
-from monai.handlers import CheckpointLoader, CheckpointSaver, EarlyStopHandler
+from monai.handlers import CheckpointLoader
 from torch import nn
 
 from livervae.errors import InputError
+from livervae.handlers.checkpoint_saver import AtomicCheckpointSaver
+from livervae.io.checkpoint import read_checkpoint
 
 logger = logging.getLogger(__name__)
 
 _EPOCH = re.compile(r"checkpoint_epoch=(\d+)\.pt$")
-
-
-class _AtomicDiskSaver(DiskSaver):
-    """Ignite's DiskSaver, atomic, with an optional fixed file name, removing replaced files only afterwards.
-
-    Ignite's `Checkpoint` removes the file a new checkpoint replaces *before* writing the new one, so a process
-    killed in between has neither. Removals are deferred here until the new file is complete, and skipped when the
-    new file has the same name (the atomic rename already replaced it).
-    """
-
-    def __init__(self, dirname: str | os.PathLike[str], filename: str | None = None) -> None:
-        super().__init__(dirname=dirname, require_empty=False, atomic=True)
-        self.filename = filename
-        self._pending: list[str] = []
-
-    def __call__(self, checkpoint: Any, filename: str, metadata: Any = None) -> None:
-        target = self.filename or filename
-        super().__call__(checkpoint, target, metadata)
-        for old in self._pending:
-            if old != target:
-                super().remove(old)
-        self._pending = []
-
-    def remove(self, filename: str) -> None:
-        self._pending.append(self.filename or filename)
-
-
-class AtomicCheckpointSaver(CheckpointSaver):
-    """MONAI's CheckpointSaver, writing every file under a temporary name and renaming it when complete.
-
-    MONAI turns Ignite's atomic saving off (older Ignite left such files readable by their owner only; Ignite 0.5
-    adds group/other read back), and Ignite removes a replaced checkpoint before writing its successor. Either way a
-    process killed while saving loses the best `model.pt` or the resume checkpoint. Here every file is written
-    atomically and replaced files are removed only once their successor is complete. Same arguments as
-    `CheckpointSaver`.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        for checkpoint in (self._final_checkpoint, self._key_metric_checkpoint, self._interval_checkpoint):
-            if checkpoint is not None:
-                handler = checkpoint.save_handler
-                checkpoint.save_handler = _AtomicDiskSaver(handler.dirname, getattr(handler, "filename", None))
-
-    def state_dict(self) -> dict[str, Any]:
-        """The best-model tracking (scores of the models kept), so a resumed run keeps the best it had.
-
-        Saved in the resume checkpoint (`enable_resume`); without it a resumed run would replace `model.pt` at its
-        first validation, however much worse. `load_state_dict` (MONAI's) restores it.
-        """
-        return dict(self._key_metric_checkpoint.state_dict()) if self._key_metric_checkpoint is not None else {}
 
 
 def latest_checkpoint(folder: str | os.PathLike[str]) -> str | None:
@@ -87,44 +37,6 @@ def checkpoint_epoch(path: str | os.PathLike[str]) -> int:
     """The epoch N of a `*checkpoint_epoch=N.pt` file name (0 when the name carries none)."""
     match = _EPOCH.search(Path(path).name)
     return int(match.group(1)) if match else 0
-
-
-def load_model_weights(
-    network: nn.Module,
-    path: str | os.PathLike[str],
-    key: str = "model",
-    strict: bool = True,
-    prefix: str | None = None,
-) -> nn.Module:
-    """Load a state dict (plain or under `key`) into `network` with `weights_only=True` and return the network.
-
-    With `prefix` only the entries under it are loaded, prefix removed: e.g. `tumour_net.` takes the tumour stage
-    out of a two-stage checkpoint and leaves the liver stage to its own bundle's weights.
-
-    Raises:
-        InputError: missing file, a file that is not a plain tensor checkpoint (needs unpickling code),
-            a truncated file, weights of another network, or no entry under `prefix`.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "checkpoint not found")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError... for bad files
-        raise InputError(path, f"cannot load as a weights-only checkpoint ({type(exc).__name__}: {exc})") from exc
-    state = checkpoint.get(key, checkpoint) if isinstance(checkpoint, dict) else None
-    if not isinstance(state, dict):
-        raise InputError(path, "does not hold a state dict")
-    if prefix is not None:
-        state = {name[len(prefix) :]: value for name, value in state.items() if name.startswith(prefix)}
-        if not state:
-            raise InputError(path, f"holds no weights under {prefix!r}")
-    try:
-        network.load_state_dict(state, strict=strict)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise InputError(path, f"weights do not fit the network ({first})") from exc
-    return network
 
 
 def _match_schedule_length(engine: Engine, objects: dict[str, Any]) -> None:
@@ -250,68 +162,11 @@ def _skip_missing_state(loader: CheckpointLoader, path: str) -> None:
     objects (e.g. the best-model tracker) missing from the file start fresh, with a warning naming them.
     """
     try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001 - the loader itself raises the error users see for an unreadable file
-        return
-    if not isinstance(saved, dict):
+        saved, _ = read_checkpoint(path, key=None)
+    except InputError:  # the loader itself raises the error users see for an unreadable file
         return
     for name in [name for name in loader.load_dict if name not in saved]:
         if name == "trainer" or isinstance(loader.load_dict[name], nn.Module):
             continue
         logger.warning("%s has no saved %r (written by an older version?); it starts fresh", path, name)
         loader.load_dict = {key: value for key, value in loader.load_dict.items() if key != name}
-
-
-def enable_early_stopping(evaluator: Engine, trainer: Engine, patience: int, metric: str) -> EarlyStopHandler | None:
-    """Stop `trainer` when the evaluator's `metric` has not improved for `patience` validations (0 = never).
-
-    Attached after both engines exist, for the same reason as `enable_resume`.
-    """
-    if patience <= 0:
-        return None
-    handler = EarlyStopHandler(
-        patience=patience, score_function=lambda engine: engine.state.metrics[metric], trainer=trainer
-    )
-    handler.attach(evaluator)
-    return handler
-
-
-class SettingsRecord:
-    """Training settings that save into a checkpoint next to the weights (`state_dict` protocol).
-
-    Stage 1 records its spacing, window and patch size in `model.pt`; stage 2 checks them before chaining the
-    two models, because a liver model run at the wrong spacing or window fails silently. (Not a dict
-    subclass: Ignite's Checkpoint would descend into a mapping instead of calling `state_dict`.)
-    """
-
-    def __init__(self, **settings: Any) -> None:
-        self.settings = dict(settings)
-
-    def state_dict(self) -> dict[str, Any]:
-        return dict(self.settings)
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.settings = dict(state)
-
-
-def check_settings(path: str | os.PathLike[str], expected: dict[str, Any], key: str = "settings") -> None:
-    """Refuse a checkpoint whose recorded settings differ from `expected` (keys absent from the record pass).
-
-    Raises:
-        InputError: missing or unreadable checkpoint, or a setting that differs.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "checkpoint not found (train the liver bundle first)")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise InputError(path, f"cannot load as a weights-only checkpoint ({type(exc).__name__}: {exc})") from exc
-    recorded = checkpoint.get(key, {}) if isinstance(checkpoint, dict) else {}
-    for name, value in expected.items():
-        if name in recorded and _as_list(recorded[name]) != _as_list(value):
-            raise InputError(path, f"was trained with {name}={recorded[name]}, but this bundle expects {value}")
-
-
-def _as_list(value: Any) -> Any:
-    return [float(v) for v in value] if isinstance(value, (list, tuple)) else value

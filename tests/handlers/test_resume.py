@@ -1,19 +1,12 @@
 import math
-import pickle
 
 import pytest
 import torch
 from ignite.engine import Engine, Events
 from torch import nn
 
-from livervae.engines.checkpoints import (
-    SettingsRecord,
-    check_settings,
-    enable_resume,
-    latest_checkpoint,
-    load_model_weights,
-)
 from livervae.errors import InputError
+from livervae.handlers import AtomicCheckpointSaver, enable_resume, latest_checkpoint
 
 
 def test_latest_checkpoint_picks_the_highest_epoch(tmp_path):
@@ -21,25 +14,6 @@ def test_latest_checkpoint_picks_the_highest_epoch(tmp_path):
     for name in ("checkpoint_epoch=2.pt", "checkpoint_epoch=10.pt", "model.pt"):
         (tmp_path / name).write_bytes(b"x")
     assert latest_checkpoint(tmp_path).endswith("checkpoint_epoch=10.pt")
-
-
-def test_load_model_weights_is_safe_and_specific(tmp_path):
-    net = nn.Linear(3, 2)
-    torch.save({"model": net.state_dict()}, tmp_path / "good.pt")
-    other = nn.Linear(3, 2)
-    load_model_weights(other, tmp_path / "good.pt")
-    assert torch.equal(other.weight, net.weight)
-    with pytest.raises(InputError, match="checkpoint not found"):
-        load_model_weights(other, tmp_path / "missing.pt")
-    (tmp_path / "truncated.pt").write_bytes((tmp_path / "good.pt").read_bytes()[:100])
-    with pytest.raises(InputError, match="truncated.pt: cannot load as a weights-only checkpoint"):
-        load_model_weights(other, tmp_path / "truncated.pt")
-    with open(tmp_path / "pickled.pt", "wb") as handle:  # needs code to unpickle: refused by weights_only
-        pickle.dump({"model": nn.Linear(3, 2)}, handle)
-    with pytest.raises(InputError, match="cannot load as a weights-only checkpoint"):
-        load_model_weights(other, tmp_path / "pickled.pt")
-    with pytest.raises(InputError, match="weights do not fit the network"):
-        load_model_weights(nn.Linear(4, 2), tmp_path / "good.pt")
 
 
 def _run(folder, max_epochs, resume=True, restart_finished=False):
@@ -97,29 +71,6 @@ def test_a_finished_run_restarts_when_asked(tmp_path):
     assert epochs == [1] and sorted(p.name for p in tmp_path.glob("*.pt")) == ["checkpoint_epoch=1.pt"]
 
 
-def test_settings_are_checked(tmp_path):
-    torch.save({"model": {}, "settings": SettingsRecord(pixdim=[4.0, 4.0, 4.0]).state_dict()}, tmp_path / "m.pt")
-    check_settings(tmp_path / "m.pt", {"pixdim": [4, 4, 4], "not_recorded": 1})
-    with pytest.raises(InputError, match=r"was trained with pixdim=\[4.0, 4.0, 4.0\], but this bundle expects"):
-        check_settings(tmp_path / "m.pt", {"pixdim": [3.0, 3.0, 3.0]})
-    with pytest.raises(InputError, match="train the liver bundle first"):
-        check_settings(tmp_path / "nope.pt", {})
-
-
-def test_early_stopping_stops_the_trainer_after_patience_validations():
-    from livervae.engines.checkpoints import enable_early_stopping
-
-    scores = iter([0.5, 0.6, 0.55, 0.58, 0.59, 0.9])
-    trainer = Engine(lambda engine, batch: None)
-    evaluator = Engine(lambda engine, batch: None)
-    evaluator.add_event_handler(Events.EPOCH_COMPLETED, lambda e: e.state.metrics.update(dice=next(scores)))
-    trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda e: evaluator.run([0]))
-    assert enable_early_stopping(evaluator, trainer, 0, "dice") is None
-    enable_early_stopping(evaluator, trainer, 2, "dice")
-    trainer.run([0], max_epochs=6)
-    assert trainer.state.epoch == 4  # best at epoch 2, no improvement at 3 and 4
-
-
 @pytest.mark.slow
 def test_training_killed_mid_run_resumes_and_ends_at_max_epochs(tmp_path):
     """SIGKILL a real `livervae train` after its second epoch; the same command resumes and runs epochs 3-4 only."""
@@ -159,54 +110,7 @@ def test_training_killed_mid_run_resumes_and_ends_at_max_epochs(tmp_path):
     assert (tmp_path / "models" / "model.pt").is_file()
 
 
-def test_checkpoints_are_written_atomically(tmp_path, monkeypatch):
-    from livervae.engines.checkpoints import AtomicCheckpointSaver
-
-    net = nn.Linear(2, 1)
-    trainer = Engine(lambda engine, batch: None)
-    AtomicCheckpointSaver(
-        save_dir=str(tmp_path), save_dict={"model": net}, save_final=True, final_filename="model.pt"
-    ).attach(trainer)
-    trainer.run([0], max_epochs=1)
-    good = (tmp_path / "model.pt").read_bytes()
-    assert torch.load(tmp_path / "model.pt", weights_only=True).keys() == {"weight", "bias"}
-
-    def dies_half_way(obj, f, *args, **kwargs):
-        f.write(b"half a checkpoint")
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(torch, "save", dies_half_way)
-    with pytest.raises(OSError):
-        trainer.run([0], max_epochs=2)
-    assert (tmp_path / "model.pt").read_bytes() == good  # the complete file survives a failed save
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]  # and no temporary file is left
-
-
-def test_a_rolling_checkpoint_is_removed_only_after_its_successor_is_complete(tmp_path, monkeypatch):
-    from livervae.engines.checkpoints import AtomicCheckpointSaver
-
-    trainer = Engine(lambda engine, batch: None)
-    saver = AtomicCheckpointSaver(
-        save_dir=str(tmp_path), save_dict={"model": nn.Linear(2, 1)}, save_interval=1, n_saved=1
-    )
-    saver.attach(trainer)
-    trainer.run([0], max_epochs=2)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model_epoch=2.pt"]
-    real_save = torch.save
-
-    def fails(obj, f, *args, **kwargs):
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(torch, "save", fails)
-    with pytest.raises(OSError):
-        trainer.run([0], max_epochs=3)
-    # Ignite asked for epoch 2's removal before writing epoch 3; it was deferred, so epoch 2 is still there.
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model_epoch=2.pt"]
-    monkeypatch.setattr(torch, "save", real_save)
-
-
 def test_best_model_tracking_survives_a_resume(tmp_path):
-    from livervae.engines.checkpoints import AtomicCheckpointSaver
 
     def evaluator_with(score: float, saver_state=None):
         net = nn.Linear(2, 1)
@@ -240,7 +144,7 @@ def test_a_checkpoint_from_before_new_bookkeeping_state_still_resumes(tmp_path, 
     path = tmp_path / "checkpoint_epoch=2.pt"
     saved = torch.load(path, weights_only=True)
     torch.save({key: value for key, value in saved.items() if key != "lr_scheduler"}, path)
-    with caplog.at_level("WARNING", logger="livervae.engines.checkpoints"):
+    with caplog.at_level("WARNING", logger="livervae.handlers.resume"):
         resumed, epochs, scheduler, _ = _run(tmp_path, 4)
     assert resumed.endswith("checkpoint_epoch=2.pt") and epochs == [3, 4]
     assert "has no saved 'lr_scheduler'" in caplog.text
@@ -273,15 +177,3 @@ def test_the_amp_grad_scaler_is_saved_and_resumed(tmp_path):
     saved = torch.load(tmp_path / "checkpoint_epoch=2.pt", weights_only=True)
     assert saved["scaler"]["scale"] == 2.0**14
     assert run(3) == [2.0**14]  # resumed at epoch 3 with the saved scale
-
-
-def test_load_model_weights_takes_one_stage_of_a_chained_checkpoint(tmp_path):
-    chained = nn.ModuleDict({"liver_net": nn.Linear(3, 2), "tumour_net": nn.Linear(3, 2)})
-    torch.save({"model": chained.state_dict()}, tmp_path / "two_stage.pt")
-    tumour = load_model_weights(nn.Linear(3, 2), tmp_path / "two_stage.pt", prefix="tumour_net.")
-    assert torch.equal(tumour.weight, chained["tumour_net"].weight)
-    assert not torch.equal(tumour.weight, chained["liver_net"].weight)
-    with pytest.raises(InputError, match="holds no weights under 'vessel_net.'"):
-        load_model_weights(nn.Linear(3, 2), tmp_path / "two_stage.pt", prefix="vessel_net.")
-    with pytest.raises(InputError, match="weights do not fit the network"):
-        load_model_weights(nn.Linear(4, 2), tmp_path / "two_stage.pt", prefix="tumour_net.")

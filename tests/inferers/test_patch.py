@@ -2,7 +2,7 @@ import pytest
 import torch
 from monai.data import MetaTensor
 
-from livervae.engines.patch_inference import LiverPatchInferer, SliceMapInferer, stitch_patches
+from livervae.inferers import LiverPatchInferer, SliceMapInferer, stitch_patches
 from livervae.networks import PatchVAE
 
 

@@ -1,4 +1,4 @@
-"""Small Ignite handlers with MONAI's `attach(engine)` interface, for use in bundle handler lists."""
+"""A per-epoch progress bar with the running loss, behind MONAI's `attach(engine)` handler interface."""
 
 from __future__ import annotations
 

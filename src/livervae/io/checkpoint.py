@@ -1,0 +1,88 @@
+"""The one place LiverVAE reads checkpoints (always `weights_only=True`) and applies the settings they record."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import MutableMapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from livervae.errors import InputError
+
+
+def read_checkpoint(
+    path: str | os.PathLike[str],
+    key: str | None = "model",
+    settings_key: str = "settings",
+    missing: str = "checkpoint not found",
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Read a checkpoint safely and return (state, settings).
+
+    Args:
+        path: the `.pt` file.
+        key: the entry holding the state (a plain state dict without it is the state itself); None returns the
+            whole checkpoint as the state.
+        settings_key: the entry holding the training settings (`SettingsRecord`); empty when absent.
+        missing: what the error says when the file does not exist.
+
+    Raises:
+        InputError: missing file, a file that needs unpickling code or is truncated, or no state dict.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, missing)
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError... for bad files
+        raise InputError(path, f"cannot load as a weights-only checkpoint ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(checkpoint, dict):
+        raise InputError(path, "does not hold a state dict")
+    state = checkpoint if key is None else checkpoint.get(key, checkpoint)
+    if not isinstance(state, dict):
+        raise InputError(path, "does not hold a state dict")
+    settings = checkpoint.get(settings_key, {})
+    return state, dict(settings) if isinstance(settings, dict) else {}
+
+
+def apply_settings(config: MutableMapping[str, Any], settings: dict[str, Any]) -> MutableMapping[str, Any]:
+    """Write each recorded setting into `config`'s key of the same name, where the config has one; return it.
+
+    `config` is a bundle config as a dict (MONAI Label's copy of a bundle) or a MONAI `ConfigParser` (LiverVAE's
+    own runs); settings the config does not know are left out, so an older config still runs newer weights.
+    """
+    for key, value in settings.items():
+        if key in config:
+            config[key] = value
+    return config
+
+
+def load_model_weights(
+    network: nn.Module,
+    path: str | os.PathLike[str],
+    key: str = "model",
+    strict: bool = True,
+    prefix: str | None = None,
+) -> nn.Module:
+    """Load a state dict (plain or under `key`) into `network` with `weights_only=True` and return the network.
+
+    With `prefix` only the entries under it are loaded, prefix removed: e.g. `tumour_net.` takes the tumour stage
+    out of a two-stage checkpoint and leaves the liver stage to its own bundle's weights.
+
+    Raises:
+        InputError: missing file, a file that is not a plain tensor checkpoint (needs unpickling code),
+            a truncated file, weights of another network, or no entry under `prefix`.
+    """
+    state, _ = read_checkpoint(path, key)
+    if prefix is not None:
+        state = {name[len(prefix) :]: value for name, value in state.items() if name.startswith(prefix)}
+        if not state:
+            raise InputError(path, f"holds no weights under {prefix!r}")
+    try:
+        network.load_state_dict(state, strict=strict)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise InputError(path, f"weights do not fit the network ({first})") from exc
+    return network

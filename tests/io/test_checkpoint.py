@@ -1,0 +1,70 @@
+import pickle
+
+import pytest
+import torch
+from torch import nn
+
+from livervae.errors import InputError
+from livervae.io.checkpoint import apply_settings, load_model_weights, read_checkpoint
+
+
+def test_load_model_weights_is_safe_and_specific(tmp_path):
+    net = nn.Linear(3, 2)
+    torch.save({"model": net.state_dict()}, tmp_path / "good.pt")
+    other = nn.Linear(3, 2)
+    load_model_weights(other, tmp_path / "good.pt")
+    assert torch.equal(other.weight, net.weight)
+    with pytest.raises(InputError, match="checkpoint not found"):
+        load_model_weights(other, tmp_path / "missing.pt")
+    (tmp_path / "truncated.pt").write_bytes((tmp_path / "good.pt").read_bytes()[:100])
+    with pytest.raises(InputError, match="truncated.pt: cannot load as a weights-only checkpoint"):
+        load_model_weights(other, tmp_path / "truncated.pt")
+    with open(tmp_path / "pickled.pt", "wb") as handle:  # needs code to unpickle: refused by weights_only
+        pickle.dump({"model": nn.Linear(3, 2)}, handle)
+    with pytest.raises(InputError, match="cannot load as a weights-only checkpoint"):
+        load_model_weights(other, tmp_path / "pickled.pt")
+    with pytest.raises(InputError, match="weights do not fit the network"):
+        load_model_weights(nn.Linear(4, 2), tmp_path / "good.pt")
+
+
+def test_load_model_weights_takes_one_stage_of_a_chained_checkpoint(tmp_path):
+    chained = nn.ModuleDict({"liver_net": nn.Linear(3, 2), "tumour_net": nn.Linear(3, 2)})
+    torch.save({"model": chained.state_dict()}, tmp_path / "two_stage.pt")
+    tumour = load_model_weights(nn.Linear(3, 2), tmp_path / "two_stage.pt", prefix="tumour_net.")
+    assert torch.equal(tumour.weight, chained["tumour_net"].weight)
+    assert not torch.equal(tumour.weight, chained["liver_net"].weight)
+    with pytest.raises(InputError, match="holds no weights under 'vessel_net.'"):
+        load_model_weights(nn.Linear(3, 2), tmp_path / "two_stage.pt", prefix="vessel_net.")
+    with pytest.raises(InputError, match="weights do not fit the network"):
+        load_model_weights(nn.Linear(4, 2), tmp_path / "two_stage.pt", prefix="tumour_net.")
+
+
+def test_read_checkpoint_returns_state_and_settings(tmp_path):
+    torch.save({"model": {"w": torch.ones(2)}, "settings": {"pixdim": [3.0, 3.0, 3.0]}}, tmp_path / "m.pt")
+    state, settings = read_checkpoint(tmp_path / "m.pt")
+    assert torch.equal(state["w"], torch.ones(2)) and settings == {"pixdim": [3.0, 3.0, 3.0]}
+    whole, _ = read_checkpoint(tmp_path / "m.pt", key=None)
+    assert set(whole) == {"model", "settings"}
+    torch.save({"w": torch.zeros(1)}, tmp_path / "plain.pt")  # a plain state dict, no record
+    state, settings = read_checkpoint(tmp_path / "plain.pt")
+    assert set(state) == {"w"} and settings == {}
+    with pytest.raises(InputError, match="nope.pt: no trained model"):
+        read_checkpoint(tmp_path / "nope.pt", missing="no trained model")
+    torch.save([1, 2], tmp_path / "list.pt")
+    with pytest.raises(InputError, match="list.pt: does not hold a state dict"):
+        read_checkpoint(tmp_path / "list.pt")
+
+
+def test_apply_settings_sets_the_configs_own_keys_only():
+    from monai.bundle import ConfigParser
+
+    config = {"pixdim": [1.5, 1.5, 1.5], "init_filters": 16, "network_def": {"init_filters": "@init_filters"}}
+    recorded = {"pixdim": [2.0, 2.0, 2.0], "init_filters": 8, "unknown": 1}
+    assert apply_settings(dict(config), recorded) == {
+        "pixdim": [2.0, 2.0, 2.0],
+        "init_filters": 8,
+        "network_def": {"init_filters": "@init_filters"},
+    }
+    parser = ConfigParser(config)
+    apply_settings(parser, recorded)
+    assert parser.get_parsed_content("network_def")["init_filters"] == 8 and "unknown" not in parser
