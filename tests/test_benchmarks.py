@@ -1,141 +1,345 @@
-"""The benchmark's settings and report (its measurements themselves are printed by running it, not tested)."""
+"""Every benchmark run on a tiny real input; its printed table, its ratio lines and its result files checked
+against each other and against what a correct measurement must give. Plus known-answer tests of the shared
+peak-memory measure and of the pure helpers."""
 
-import importlib.util
+from __future__ import annotations
+
+import csv
+import importlib
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
 
 import nibabel as nib
 import numpy as np
+import pytest
 
 from livervae.paths import repo_root
 
-
-def _module():
-    spec = importlib.util.spec_from_file_location(
-        "patch_vae_vs_unet", repo_root() / "benchmarks" / "patch_vae_vs_unet.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_quick_settings_and_report_with_ratios_last(tmp_path):
-    bench = _module()
-    args = bench.parse_args(["--quick"])
-    assert (args.pixdim, args.patch_size, args.stride, args.folds) == (3.0, 8, 8, [0, 2])
-    results = []
-    for model, seconds, peak in (("patch_vae", 10.0, 500.0), ("unet", 20.0, 1000.0)):
-        folder = tmp_path / model
-        folder.mkdir()
-        (folder / "patches.csv").write_text("score,label\n0.9,1\n0.1,0\n")
-        results.append(
-            {
-                "model": model,
-                "fold": 0,
-                "train_seconds": seconds,
-                "engine_seconds": seconds / 2,
-                "peak_rss_mib": peak,
-                "rss_growth_mib": peak / 10,
-                "peak_cuda_mib": None,
-                "epochs": 3,
-                "vae_epochs": 2 if model == "patch_vae" else None,
-                "auc": 1.0,
-                "dice": None if model == "patch_vae" else 0.5,
-                "eval_dir": str(folder),
-            }
-        )
-    text = bench.report(results, ["patch_vae", "unet"], [0], "test machine")
-    last = text.splitlines()[-1]
-    assert last.startswith("ratio patch_vae / unet: peak RSS in training 0.50, RSS growth 0.50, training time 0.50")
-    assert "(engines only 0.50), pooled AUC 1.00" in last and "2+3" in text
+BENCHMARKS = repo_root() / "benchmarks"
+# The scripts import their siblings by name (not a package), and the spawned workers of inference.py, memory.py
+# and patch_vae_vs_unet.py import the script itself by name; both need the folder on sys.path (workers inherit it).
+if str(BENCHMARKS) not in sys.path:
+    sys.path.insert(0, str(BENCHMARKS))
+RAM_MIB = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
+TINY_CT = ["--slices", "16", "--side", "128"]  # the real CT cut to its central 128 x 128 x 16 voxels
 
 
-def _inference_module():
-    spec = importlib.util.spec_from_file_location("inference_bench", repo_root() / "benchmarks" / "inference.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _bench(name: str) -> ModuleType:
+    return importlib.import_module(name)
 
 
-def test_inference_benchmark_extends_the_ct_by_mirroring_and_reports_ratios_last(tmp_path, real_case):
-    bench = _inference_module()
-    assert bench.mirrored_slices(3, 8).tolist() == [0, 1, 2, 2, 1, 0, 0, 1]
-    assert bench.mirrored_slices(119, 100).tolist() == list(range(100))
+def _own_peak_mib() -> float | None:
+    """This process's VmHWM in MiB, read here (not through the helper under test); None without /proc."""
+    try:
+        with open("/proc/self/status") as handle:
+            return next(int(line.split()[1]) / 1024 for line in handle if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        return None
+
+
+@pytest.fixture(scope="session")
+def idle_python_mib() -> float:
+    """Peak RSS of a python that does nothing (a lower bound for any benchmark's peak)."""
+    code = "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM:')))"
+    done = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True)
+    return int(done.stdout) / 1024 if done.returncode == 0 else 1.0
+
+
+@pytest.fixture()
+def ballast():
+    """About 2 GiB written and held by this process while a benchmark spawns its workers; yields this process's
+    peak RSS in MiB (None without /proc). A spawned worker's `ru_maxrss` starts at its parent's peak (fork + exec),
+    so a measure built on it would report more than this; the shared measure (VmHWM) reports the worker's own."""
+    block = np.ones(int(min(2048, RAM_MIB / 6)) * 2**20 // 8)
+    yield _own_peak_mib()
+    del block
+
+
+def _decimals(text: str) -> int:
+    return len(text.split(".")[1]) if "." in text else 0
+
+
+def assert_ratio(ratio: str, numerator: str, denominator: str) -> None:
+    """`ratio` as printed is numerator / denominator as printed, allowing for each one's rounding."""
+    half = {t: 0.5 * 10 ** -_decimals(t) for t in (ratio, numerator, denominator)}
+    n, d = float(numerator), float(denominator)
+    low = (n - half[numerator]) / (d + half[denominator])
+    high = (n + half[numerator]) / max(d - half[denominator], 1e-12)
+    assert low - half[ratio] <= float(ratio) <= high + half[ratio], (ratio, numerator, denominator)
+
+
+def assert_plausible_peak(peak_mib: float, idle_mib: float, parent_peak_mib: float | None = None) -> None:
+    """More than an idle python, less than the machine's RAM and (for a spawned worker) than its parent's peak."""
+    assert idle_mib < peak_mib < RAM_MIB
+    if parent_peak_mib is not None:
+        assert peak_mib < parent_peak_mib
+
+
+def auc_from_csv(*paths: Path) -> float:
+    """ROC AUC of the `score` / `label` columns of patches.csv files together (Mann-Whitney, ties halved)."""
+    from scipy.stats import rankdata
+
+    rows = [row for path in paths for row in csv.DictReader(path.open())]
+    scores = np.array([float(r["score"]) for r in rows])
+    positive = np.array([int(float(r["label"])) == 1 for r in rows])
+    ranks = rankdata(scores)
+    n_pos, n_neg = positive.sum(), (~positive).sum()
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+# --- the shared peak-memory measure and pure helpers: known answers ---------------------------------------------
+
+
+def test_peak_memory_grows_by_an_allocation_and_a_reset_forgets_it():
+    machine = _bench("machine")
+    peak = machine.PeakMemory("cpu")
+    assert peak.peak_cuda_mib() is None
+    if not peak.reset():
+        pytest.skip("VmHWM cannot be reset here (/proc/self/clear_refs not writable)")
+    base = peak.peak_rss_mib()
+    assert base == pytest.approx(machine.rss_mib(), abs=5)  # right after a reset the peak is the current RSS
+    assert base == pytest.approx(_own_peak_mib(), abs=5)
+    block = np.ones(200 * 2**20 // 8)  # 200 MiB, every page written
+    assert 190 < peak.peak_rss_mib() - base < 230
+    del block
+    assert 190 < peak.peak_rss_mib() - base < 230  # the peak outlives the memory
+    assert peak.reset()
+    assert peak.peak_rss_mib() < base + 20  # a reset forgets it ...
+    assert peak.process_peak_rss_mib() > base + 190  # ... the process peak does not
+
+
+def test_peak_cuda_memory_grows_by_an_allocation():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    peak = _bench("machine").PeakMemory("cuda")
+    peak.reset()
+    base = peak.peak_cuda_mib()
+    block = torch.empty(100 * 2**20, dtype=torch.uint8, device="cuda")
+    assert 100 <= peak.peak_cuda_mib() - base < 104
+    del block
+
+
+def test_mirrored_slices_ratio_lines_and_markdown_cells_known_answers():
+    inference, run_all = _bench("inference"), _bench("run_all")
+    assert inference.mirrored_slices(3, 8).tolist() == [0, 1, 2, 2, 1, 0, 0, 1]
+    assert inference.mirrored_slices(119, 100).tolist() == list(range(100))
+    assert run_all.ratio_lines("machine: x\n a 1\n\nratio a / b 2.00\n  more\n") == ["ratio a / b 2.00", "more"]
+    assert run_all.ratio_lines("x\n1 slices: peak 2 GiB (target <= 12 GiB)\nratio 1\n")[0].startswith("1 slices")
+    assert run_all.markdown_table([{"a": 1.234567, "b": None}]) == "| a | b |\n|---|---|\n| 1.235 |  |"
+    assert run_all.parse_extra(["training=--epochs 1", "training=--steps '2'"]) == {
+        "training": ["--epochs", "1", "--steps", "2"]
+    }
+    with pytest.raises(ValueError):
+        run_all.parse_extra(["nope=--x 1"])
+
+
+def test_make_ct_mirrors_and_cuts_the_real_ct_keeping_world_positions(tmp_path, real_case):
+    inference = _bench("inference")
     source = nib.load(str(real_case / "nifti" / "ct.nii.gz"))
-    extended = nib.load(str(bench.make_ct(real_case / "nifti" / "ct.nii.gz", 240, tmp_path / "ct.nii.gz")))
-    assert extended.shape == (512, 512, 240) and np.allclose(extended.affine, source.affine)
-    assert np.array_equal(extended.dataobj[:, :, 119], source.dataobj[:, :, 118])  # the mirror starts at the end
-    rows = [
-        {"method": "MONAI default sliding window", "model_load_s": 0.1, "end_to_end_s": 30.0, "inference_s": 24.0,
-         "peak_rss_mib": 3000.0, "peak_cuda_mib": None},
-        {"method": "LiverVAE two-stage", "model_load_s": 0.2, "end_to_end_s": 10.0, "inference_s": 6.0,
-         "peak_rss_mib": 1000.0, "peak_cuda_mib": None},
-    ]  # fmt: skip
-    last = bench.report(rows, "test machine", (512, 512, 160), "cpu").splitlines()[-1]
-    assert last.startswith("ratio MONAI default / LiverVAE: end to end 3.00x, inference 4.00x, peak RSS 3.00")
-    assert "LiverVAE end to end 10.0 s vs target <= 60 s" in last
+    data = np.asanyarray(source.dataobj)
+    extended = nib.load(str(inference.make_ct(real_case / "nifti" / "ct.nii.gz", 125, tmp_path / "ct.nii")))
+    assert extended.shape == (512, 512, 125) and np.allclose(extended.affine, source.affine)
+    assert np.array_equal(extended.dataobj[:, :, 119], data[:, :, 118])  # the mirror starts at the end
+    cut = nib.load(str(inference.make_ct(real_case / "nifti" / "ct.nii.gz", 4, tmp_path / "cut.nii", side=100)))
+    assert cut.shape == (100, 100, 4)
+    assert np.array_equal(np.asanyarray(cut.dataobj), data[206:306, 206:306, :4])
+    assert np.allclose(cut.affine @ [0, 0, 2, 1], source.affine @ [206, 206, 2, 1])  # same voxel, same place
 
 
-def _memory_module():
-    spec = importlib.util.spec_from_file_location("memory_bench", repo_root() / "benchmarks" / "memory.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+# --- each benchmark run -----------------------------------------------------------------------------------------
 
 
-def test_memory_benchmark_puts_invertd_back_and_reports_targets_and_ratios_last(trained):
+def test_inference_benchmark_measures_each_method_in_its_own_process(tmp_path, capsys, real_case, idle_python_mib,
+                                                                     ballast):  # fmt: skip
+    result_file = tmp_path / "inference.json"
+    assert _bench("inference").main([*TINY_CT, "--json", str(result_file)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    result = json.loads(result_file.read_text())
+    assert result["shape"] == [128, 128, 16] and "volume: 128 x 128 x 16 voxels, device cpu" in lines
+    printed = {}
+    for row in result["rows"]:
+        line = next(line for line in lines if line.startswith(row["method"]))
+        load, total, infer, rss, cuda = line[len(row["method"]) :].split()
+        printed[row["method"]] = {"total": total, "infer": infer, "rss": rss}
+        assert (load, total, infer) == tuple(f"{row[k]:.2f}" for k in ("model_load_s", "end_to_end_s", "inference_s"))
+        assert rss == f"{row['peak_rss_mib']:.0f}" and cuda == "-" and row["peak_cuda_mib"] is None
+        assert 0 < row["model_load_s"] and 0 < row["inference_s"] <= row["end_to_end_s"]
+        assert_plausible_peak(row["peak_rss_mib"], idle_python_mib, ballast)
+    default, ours = printed["MONAI default sliding window"], printed["LiverVAE two-stage"]
+    match = re.fullmatch(
+        r"ratio MONAI default / LiverVAE: end to end ([\d.]+)x, inference ([\d.]+)x, peak RSS ([\d.]+) "
+        r"\(target >= 6x on a GPU; LiverVAE end to end ([\d.]+) s vs target <= 60 s on 2 cores\)",
+        lines[-1],
+    )
+    assert match, lines[-1]
+    for ratio, key in zip(match.groups()[:3], ("total", "infer", "rss")):
+        assert_ratio(ratio, default[key], ours[key])
+    rows = {row["method"]: row for row in result["rows"]}
+    by_json = rows["MONAI default sliding window"]["end_to_end_s"] / rows["LiverVAE two-stage"]["end_to_end_s"]
+    assert match.group(1) == f"{by_json:.2f}"
+    assert match.group(4) == f"{rows['LiverVAE two-stage']['end_to_end_s']:.1f}"
+
+
+def test_memory_benchmark_measures_both_source_grid_steps_in_their_own_processes(
+    tmp_path, capsys, real_case, idle_python_mib, ballast
+):
     from livervae.bundle import BundlePredictor
 
-    bench = _memory_module()
-    model = trained["tumour"]
-    predictor = BundlePredictor(model_path=model, device="cpu", overrides=bench.invertd_override())
+    memory = _bench("memory")
+    # The override really swaps the last post-processing step (the shipped tumour model, as the run below uses).
+    predictor = BundlePredictor(device="cpu", overrides=memory.invertd_override())
     assert type(predictor.postprocessing.transforms[-1]).__name__ == "Invertd"
-    plain = BundlePredictor(model_path=model, device="cpu")
-    assert type(plain.postprocessing.transforms[-1]).__name__ == "SourceGridLabeld"
-    rows = [
-        {"slices": 1000, "source_grid_step": "SourceGridLabeld", "seconds": 40.0, "peak_rss_gib": 5.0,
-         "peak_cuda_gib": None, "liver_ml": 1.0},
-        {"slices": 1000, "source_grid_step": "Invertd", "seconds": 60.0, "peak_rss_gib": 16.0,
-         "peak_cuda_gib": None, "liver_ml": 1.0},
-    ]  # fmt: skip
-    lines = bench.report(rows, "test machine", "cpu").splitlines()
-    assert lines[-2] == "1000 slices: peak RSS 5.00 GiB (target <= 12 GiB)"
-    assert lines[-1] == "ratio peak RSS SourceGridLabeld / Invertd by slices: 1000: 0.31"
+    assert type(BundlePredictor(device="cpu").postprocessing.transforms[-1]).__name__ == "SourceGridLabeld"
+
+    result_file = tmp_path / "memory.json"
+    assert memory.main([*TINY_CT, "--compare-invertd", "--json", str(result_file)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = {row["source_grid_step"]: row for row in json.loads(result_file.read_text())["rows"]}
+    assert set(rows) == {"SourceGridLabeld", "Invertd"}
+    printed = {}
+    for step, row in rows.items():
+        line = next(line.split() for line in lines if line.split()[:2] == ["16", step])
+        printed[step] = line[3]
+        assert line[2:] == [f"{row['seconds']:.1f}", f"{row['peak_rss_gib']:.2f}", "-"]
+        assert row["seconds"] > 0 and row["peak_cuda_gib"] is None
+        assert_plausible_peak(row["peak_rss_gib"] * 1024, idle_python_mib, ballast)
+    assert rows["Invertd"]["liver_ml"] == pytest.approx(rows["SourceGridLabeld"]["liver_ml"], rel=0.05, abs=1.0)
+    assert lines[-2] == f"16 slices: peak RSS {printed['SourceGridLabeld']} GiB (target <= 12 GiB)"
+    match = re.fullmatch(r"ratio peak RSS SourceGridLabeld / Invertd by slices: 16: ([\d.]+)", lines[-1])
+    assert match, lines[-1]
+    assert_ratio(match.group(1), printed["SourceGridLabeld"], printed["Invertd"])
+    ours, before = rows["SourceGridLabeld"]["peak_rss_gib"], rows["Invertd"]["peak_rss_gib"]
+    assert match.group(1) == f"{ours / before:.2f}"
 
 
-def test_training_benchmark_reports_epoch_and_naive_ratios_last(tmp_path):
-    spec = importlib.util.spec_from_file_location("training_bench", repo_root() / "benchmarks" / "training.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    result = {
-        "bundle": "liver_ct_segmentation", "preset": "cpu", "device": "cpu", "isolated_step_s": 2.0,
-        "optimised_epoch_s": 10.0, "optimised_iterations": 4, "naive_epoch_s": 20.0, "naive_iterations": 4,
-    }  # fmt: skip
-    last = bench.report(result, "test machine").splitlines()[-1]
-    assert last == "ratio optimised epoch / isolated step 0.80 (target >= 0.90), optimised / naive 2.00"
+def _active_contour_output(lines: list[str], rows: list[dict]) -> None:
+    """The active-contour table and ratio lines in `lines` agree with the JSON `rows` and with each other."""
+    for row in rows:
+        size = f"{row['size']}³"
+        cells = next(line.split() for line in lines if line.split()[:2] == [row["algorithm"], size])
+        assert cells[2:] == [f"{row['skimage_s']:.3f}", f"{row['torch_cpu_s']:.4f}", "-", "True"]
+        assert row["skimage_s"] > 0 and row["torch_cpu_s"] > 0 and row["cpu_identical"]
+        ratio = next(line.split()[-1] for line in lines if line.strip().startswith(f"{row['algorithm']} {size}:"))
+        assert ratio == f"{row['skimage_s'] / row['torch_cpu_s']:.1f}x"
+        assert_ratio(ratio.rstrip("x"), cells[2], cells[3])
 
 
-def test_bench_report_gathers_each_table_and_its_ratio_lines():
-    spec = importlib.util.spec_from_file_location("run_all", repo_root() / "benchmarks" / "run_all.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    printed = (
-        "machine: x\nalgorithm size\nratios (scikit-image time / torch time; targets: CPU >= 10x):\n  cv: CPU 20x\n"
+def test_active_contour_benchmark_times_both_algorithms_with_identical_masks(tmp_path, capsys):
+    result_file = tmp_path / "active_contour.json"
+    argv = ["--sizes", "32", "--iterations", "2", "--repeats", "1", "--json", str(result_file)]
+    assert _bench("active_contour").main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = json.loads(result_file.read_text())["rows"]
+    assert [(r["algorithm"], r["size"], r["iterations"]) for r in rows] == [("chan_vese", 32, 2), ("geodesic", 32, 2)]
+    assert lines[-3].startswith("ratios (scikit-image time / torch time")
+    _active_contour_output(lines, rows)
+
+
+def test_run_all_runs_the_one_benchmark_left_and_reports_its_table_and_ratios(tmp_path, capsys):
+    run_all = _bench("run_all")
+    skip = [name for name in run_all.BENCHMARKS if name != "active_contour"]
+    extra = "active_contour=--sizes 32 --iterations 2 --repeats 1"
+    assert run_all.main(["--out", str(tmp_path), "--skip", *skip, "--extra", extra]) == 0
+    capsys.readouterr()
+    report = json.loads((tmp_path / "bench.json").read_text())
+    assert list(report["benchmarks"]) == ["active_contour"]
+    entry = report["benchmarks"]["active_contour"]
+    assert entry["returncode"] == 0 and entry["command"][1:] == extra.split("=", 1)[1].split() + entry["command"][-2:]
+    output = (tmp_path / "active_contour.txt").read_text().splitlines()
+    rows = json.loads((tmp_path / "active_contour.json").read_text())["rows"]
+    assert entry["result"]["rows"] == rows
+    _active_contour_output(output, rows)
+    assert entry["ratios"] == [line.strip() for line in output[-3:]]
+    markdown = (tmp_path / "bench.md").read_text()
+    assert f"Machine: {report['machine']}. Date: {report['date']}." in markdown
+    header = "| " + " | ".join(rows[0]) + " |"
+    table = markdown.split(header, 1)[1].split("\n\n", 1)[0].splitlines()[2:]
+    assert table == ["| " + " | ".join(run_all._cell(v) for v in row.values()) + " |" for row in rows]
+    assert [float(line.split(" | ")[6]) for line in table] == [float(f"{r['cpu_speedup']:.4g}") for r in rows]
+    assert all(f"- {line}" in markdown for line in entry["ratios"])
+
+
+def test_run_all_reports_a_failed_benchmark_with_its_log(tmp_path, capsys):
+    run_all = _bench("run_all")
+    skip = [name for name in run_all.BENCHMARKS if name != "active_contour"]
+    assert run_all.main(["--out", str(tmp_path), "--skip", *skip, "--extra", "active_contour=--sizes x"]) == 1
+    capsys.readouterr()
+    entry = json.loads((tmp_path / "bench.json").read_text())["benchmarks"]["active_contour"]
+    assert entry["returncode"] == 2 and "result" not in entry
+    assert "invalid int value: 'x'" in Path(entry["log"]).read_text()
+    assert f"Failed (exit 2); see `{entry['log']}`." in (tmp_path / "bench.md").read_text()
+
+
+def test_patch_vae_benchmark_trains_and_scores_both_models_on_one_fold(tmp_path, capsys, idle_python_mib, ballast):
+    argv = ["--work", str(tmp_path), "--phantoms", "3", "--phantom-preset", "small", "--no-real"]
+    argv += ["--models", "patch_vae", "unet", "--folds", "1", "--epochs", "1", "--vae-epochs", "1", "--patience", "1"]
+    argv += ["--pixdim", "3", "--patch-size", "8", "--stride", "8", "--slice-size", "64", "--unet-channels", "8", "16"]
+    assert _bench("patch_vae_vs_unet").main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    results = {r["model"]: r for r in json.loads((tmp_path / "results.json").read_text())["results"]}
+    header = next(i for i, line in enumerate(lines) if line.startswith("model "))
+    assert lines[header].split()[-3:] == ["f1", "pooled", "Dice"]
+    printed = {}
+    reset_works = _bench("machine").PeakMemory().reset()
+    for model, row in results.items():
+        cells = next(line.split() for line in lines[header:] if line.startswith(model + " "))
+        peak, growth, train_s, engine_s, epochs, auc, pooled, dice = cells[1:]
+        printed[model] = {"peak": peak, "growth": growth, "train": train_s, "engine": engine_s, "pooled": pooled}
+        assert [peak, growth] == [f"{row['peak_rss_mib']:.0f}", f"{row['rss_growth_mib']:.0f}"]
+        assert [train_s, engine_s] == [f"{row['train_seconds']:.1f}", f"{row['engine_seconds']:.1f}"]
+        assert epochs == ("1+1" if model == "patch_vae" else "1") and row["peak_cuda_mib"] is None
+        assert 0 < row["engine_seconds"] < row["train_seconds"]
+        assert_plausible_peak(row["peak_rss_mib"], idle_python_mib)
+        assert_plausible_peak(row["process_peak_rss_mib"], idle_python_mib, ballast)
+        assert row["peak_reset"] is reset_works
+        assert 0 < row["rss_growth_mib"] < row["peak_rss_mib"] <= row["process_peak_rss_mib"]
+        patches = Path(row["eval_dir"]) / "patches.csv"
+        assert auc == pooled == f"{auc_from_csv(patches):.3f}" == f"{row['auc']:.3f}"
+        assert dice == ("-" if model == "patch_vae" else f"{row['dice']:.3f}")
+    vae, unet = printed["patch_vae"], printed["unet"]
+    match = re.fullmatch(
+        r"ratio patch_vae / unet: peak RSS in training ([\d.]+), RSS growth ([\d.]+), training time ([\d.]+) "
+        r"\(engines only ([\d.]+)\), pooled AUC ([\d.]+)",
+        lines[-1],
     )
-    report = {
-        "machine": "test machine",
-        "date": "2026-12-01",
-        "benchmarks": {
-            "active_contour": {
-                "returncode": 0,
-                "log": "a.log",
-                "ratios": bench.ratio_lines(printed),
-                "result": {"machine": "x", "rows": [{"size": 128, "cpu_speedup": 20.87654, "torch_cuda_s": None}]},
-            },
-            "training": {"returncode": 1, "log": "t.log", "ratios": []},
-        },
-    }
-    text = bench.render(report)
-    assert "Machine: test machine. Date: 2026-12-01." in text
-    assert "| size | cpu_speedup | torch_cuda_s |\n|---|---|---|\n| 128 | 20.88 |  |" in text
-    assert "- ratios (scikit-image time / torch time; targets: CPU >= 10x):\n- cv: CPU 20x" in text
-    assert "iterations" not in text
-    assert "Failed (exit 1); see `t.log`." in text
+    assert match, lines[-1]
+    for ratio, key in zip(match.groups(), ("peak", "growth", "train", "engine", "pooled")):
+        assert_ratio(ratio, vae[key], unet[key])
+    assert match.group(1) == f"{results['patch_vae']['peak_rss_mib'] / results['unet']['peak_rss_mib']:.2f}"
+
+
+@pytest.mark.slow
+def test_training_benchmark_times_step_and_both_data_paths(tmp_path):
+    result_file = tmp_path / "training.json"
+    command = [sys.executable, str(BENCHMARKS / "training.py"), "--phantoms", "2", "--phantom-preset", "small"]
+    command += ["--epochs", "1", "--steps", "1", "--json", str(result_file)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    result = json.loads(result_file.read_text())
+    paths = {"isolated step": "isolated_step", "optimised epoch": "optimised", "naive epoch": "naive"}
+    printed = {}
+    for prefix, key in paths.items():
+        seconds, iterations, rate = next(line.split()[-3:] for line in lines if line.startswith(prefix))
+        printed[key] = rate
+        if key == "isolated_step":
+            assert (seconds, iterations) == (f"{result['isolated_step_s']:.3f}", "1")
+        else:
+            assert (seconds, iterations) == (f"{result[key + '_epoch_s']:.2f}", str(result[key + "_iterations"]))
+        assert float(seconds) > 0 and int(iterations) >= 1
+        assert_ratio(rate, iterations, seconds)
+    assert result["optimised_iterations"] == result["naive_iterations"]
+    match = re.fullmatch(
+        r"ratio optimised epoch / isolated step ([\d.]+) \(target >= 0\.90\), optimised / naive ([\d.]+)", lines[-1]
+    )
+    assert match, lines[-1]
+    assert_ratio(match.group(1), printed["optimised"], printed["isolated_step"])
+    assert_ratio(match.group(2), printed["optimised"], printed["naive"])
+    naive_rate = result["naive_iterations"] / result["naive_epoch_s"]
+    assert match.group(2) == f"{result['optimised_iterations'] / result['optimised_epoch_s'] / naive_rate:.2f}"

@@ -1,7 +1,19 @@
 import json
 import shutil
 
-from livervae.bundle import LIVER_BUNDLE, bundle_root, file_sha256, record_eval_metrics, recorded_metrics
+import pytest
+
+from livervae.bundle import (
+    BUNDLES,
+    LIVER_BUNDLE,
+    bundle_root,
+    file_sha256,
+    preset_configs,
+    preset_overrides,
+    record_eval_metrics,
+    recorded_metrics,
+)
+from livervae.errors import InputError
 from livervae.io.atomic import write_json_atomic
 
 
@@ -32,3 +44,23 @@ def test_eval_metrics_stay_flat_numbers_one_prefix_per_evaluation_set(tmp_path):
         "data": "ds, fold 0, split all, 2 case(s)",
         "model_sha256": file_sha256(bundle / "models" / "model.pt"),
     }
+
+
+@pytest.mark.parametrize("name", BUNDLES)
+def test_cpu_preset_is_an_overlay_of_keys_the_training_config_has(name):
+    from monai.bundle import ConfigParser
+
+    configs = bundle_root(name) / "configs"
+    assert preset_configs(name, "default") == [] and preset_configs(name, "cpu") == ["cpu.json"]
+    overlay = json.loads((configs / "cpu.json").read_text())
+    train_config = json.loads((configs / "train.json").read_text())
+    assert set(overlay) <= set(train_config)  # a misspelt key would be added and silently ignored
+    parser = ConfigParser()
+    parser.read_config([str(configs / "train.json"), str(configs / "cpu.json")])
+    assert {key: parser[key] for key in overlay} == overlay
+    assert preset_overrides(name, "cpu") == overlay
+
+
+def test_an_unknown_preset_names_the_missing_overlay():
+    with pytest.raises(InputError, match="gpu8.json: no preset 'gpu8'"):
+        preset_configs(LIVER_BUNDLE, "gpu8")

@@ -33,26 +33,6 @@ BUNDLES = (LIVER_BUNDLE, TUMOUR_BUNDLE, PATCH_VAE_BUNDLE, UNET_BUNDLE)
 # region from the label map (a reference or a stage-1 prediction) and score 2D liver patches.
 PATCH_BUNDLES = (PATCH_VAE_BUNDLE, UNET_BUNDLE)
 
-# Settings for a CPU: coarser grids, smaller patches and networks. Stage 2 repeats stage 1's under `liver_*`.
-_CPU_LIVER = {"pixdim": [4.0, 4.0, 4.0], "patch_size": [64, 64, 48], "init_filters": 8, "num_workers": 0}
-_CPU_TUMOUR = {"pixdim": [2.0, 2.0, 2.0], "patch_size": [64, 64, 64], "init_filters": 8, "num_workers": 0}
-# The patch bundles are small enough for a CPU at their defaults; the preset only trims epochs and workers.
-_CPU_PATCH = {"num_workers": 0, "vae_epochs": 10, "max_epochs": 20}
-PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "default": {LIVER_BUNDLE: {}, TUMOUR_BUNDLE: {}, PATCH_VAE_BUNDLE: {}, UNET_BUNDLE: {}},
-    "cpu": {
-        LIVER_BUNDLE: dict(_CPU_LIVER),
-        TUMOUR_BUNDLE: {
-            **_CPU_TUMOUR,
-            "liver_pixdim": _CPU_LIVER["pixdim"],
-            "liver_patch_size": _CPU_LIVER["patch_size"],
-            "liver_init_filters": _CPU_LIVER["init_filters"],
-        },
-        PATCH_VAE_BUNDLE: dict(_CPU_PATCH),
-        UNET_BUNDLE: {"num_workers": 0, "max_epochs": 20, "channels": [8, 16, 32, 64, 128]},
-    },
-}
-
 
 def bundle_root(name: str, allow_external: bool = False) -> Path:
     """The folder of bundle `name`: one of LiverVAE's own, or (with `allow_external`) any bundle folder path."""
@@ -70,11 +50,33 @@ def bundle_root(name: str, allow_external: bool = False) -> Path:
     return path.resolve()
 
 
+def preset_configs(name: str, preset: str, allow_external: bool = False) -> list[str]:
+    """The overlay config files of `preset` for bundle `name`: none for "default", else `configs/<preset>.json`.
+
+    An overlay (e.g. `cpu.json`: coarser grids, smaller networks) is merged after the bundle's own configs, so
+    `python -m monai.bundle run --config_file "['configs/train.json','configs/cpu.json']"` gets the same run.
+
+    Raises:
+        InputError: the bundle has no such overlay.
+    """
+    if preset == "default":
+        return []
+    overlay = bundle_root(name, allow_external) / "configs" / f"{preset}.json"
+    if not overlay.is_file():
+        raise InputError(overlay, f"no preset {preset!r} for this bundle (no configs/{preset}.json)")
+    return [overlay.name]
+
+
 def preset_overrides(name: str, preset: str) -> dict[str, Any]:
-    """The config overrides of `preset` for bundle `name` (empty for bundles without a preset entry)."""
-    if preset not in PRESETS:
-        raise InputError(None, f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    return dict(PRESETS[preset].get(Path(name).name, {}))
+    """The values the overlay of `preset` sets, as config overrides (for code that builds one config part)."""
+    import json
+
+    root = bundle_root(name)
+    return {
+        key: value
+        for file in preset_configs(name, preset)
+        for key, value in json.loads((root / "configs" / file).read_text(encoding="utf-8")).items()
+    }
 
 
 def recorded_settings(model_path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -179,7 +181,8 @@ def train(
     """
     root = bundle_root(name, allow_external)
     data = dataset_setting(name, dataset_dir)
-    settings = preset_overrides(name, preset)
+    configs = ["train.json", *preset_configs(name, preset, allow_external)]
+    settings: dict[str, Any] = {}
     # The bundles fine-tune from models/model.pt when it exists (MONAI Label's convention); the CLI trains from
     # scratch unless told otherwise with --set pretrained_model=<path>.
     settings["pretrained_model"] = ""
@@ -191,7 +194,7 @@ def train(
     if device is not None:
         settings["device"] = f"$torch.device('{device}')"
     _refuse_finished_run(root, settings)
-    run_workflow(root, ["train.json"], "train", settings)
+    run_workflow(root, configs, "train", settings)
     return Path(settings.get("ckpt_dir", root / "models")) / "model.pt"
 
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from livervae.bundle import LIVER_BUNDLE, PRESETS, TUMOUR_BUNDLE, BundlePredictor, bundle_root
+from livervae.bundle import LIVER_BUNDLE, TUMOUR_BUNDLE, BundlePredictor, bundle_root
 from livervae.data.formats import SourceOptions
 from livervae.data.preprocess import preprocess
 from livervae.io.nifti import load_nifti
@@ -20,8 +20,9 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _torchrun(bundle: str, data, tmp_path, extra: list[str]) -> subprocess.CompletedProcess:
+def _torchrun(bundle: str, data, tmp_path, extra: list[str], overlays=()) -> subprocess.CompletedProcess:
     configs = bundle_root(bundle) / "configs"
+    files = ",".join(f"'{configs / name}'" for name in ("train.json", "multi_gpu_train.json", *overlays))
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
     command = [
         torchrun,
@@ -31,7 +32,7 @@ def _torchrun(bundle: str, data, tmp_path, extra: list[str]) -> subprocess.Compl
         "monai.bundle",
         "run",
         "--config_file",
-        f"['{configs / 'train.json'}','{configs / 'multi_gpu_train.json'}']",
+        f"[{files}]",
         "--bundle_root",
         str(configs.parent),
         "--dataset_dir",
@@ -84,10 +85,9 @@ def test_ddp_fine_tuning_of_the_two_stage_bundle_saves_a_model_that_loads_strict
 def test_ddp_training_on_two_cpu_processes(tmp_path):
     data = tmp_path / "phantoms"
     preprocess("phantom", None, data, SourceOptions(phantom_n=4, phantom_preset="small"), n_folds=2)
-    cpu = PRESETS["cpu"][LIVER_BUNDLE]
-    extra = ["--pixdim", str(cpu["pixdim"]), "--patch_size", str(cpu["patch_size"]), "--init_filters", "8"]
-    _torchrun(LIVER_BUNDLE, data, tmp_path, extra)
+    _torchrun(LIVER_BUNDLE, data, tmp_path, [], overlays=["cpu.json"])  # the CPU preset as a config overlay
     checkpoint = torch.load(tmp_path / "models" / "model.pt", weights_only=True)
+    assert checkpoint["settings"]["pixdim"] == [4.0, 4.0, 4.0] and checkpoint["settings"]["init_filters"] == 8
     assert not any(key.startswith("module.") for key in checkpoint["model"])  # saved unwrapped from DDP
     resume = torch.load(next((tmp_path / "run" / "checkpoints").iterdir()), weights_only=True)
     # 2 training cases split over 2 ranks: one iteration per epoch on each rank
