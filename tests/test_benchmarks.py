@@ -50,11 +50,12 @@ def idle_python_mib() -> float:
     return int(done.stdout) / 1024 if done.returncode == 0 else 1.0
 
 
-@pytest.fixture()
+@pytest.fixture(scope="module")
 def ballast():
-    """About 2 GiB written and held by this process while a benchmark spawns its workers; yields this process's
-    peak RSS in MiB (None without /proc). A spawned worker's `ru_maxrss` starts at its parent's peak (fork + exec),
-    so a measure built on it would report more than this; the shared measure (VmHWM) reports the worker's own."""
+    """About 2 GiB written and held by this process while the benchmarks spawn their workers (allocated once for
+    this module's tests); yields this process's peak RSS in MiB (None without /proc). A spawned worker's
+    `ru_maxrss` starts at its parent's peak (fork + exec), so a measure built on it would report more than this;
+    the shared measure (VmHWM) reports the worker's own."""
     block = np.ones(int(min(2048, RAM_MIB / 6)) * 2**20 // 8)
     yield _own_peak_mib()
     del block
@@ -64,9 +65,12 @@ def _decimals(text: str) -> int:
     return len(text.split(".")[1]) if "." in text else 0
 
 
-def assert_ratio(ratio: str, numerator: str, denominator: str) -> None:
-    """`ratio` as printed is numerator / denominator as printed, allowing for each one's rounding."""
+def assert_ratio(ratio: str, numerator: str, denominator: str, exact_numerator: bool = False) -> None:
+    """`ratio` as printed is numerator / denominator as printed, allowing for each one's rounding (none for an
+    `exact_numerator`, such as a count)."""
     half = {t: 0.5 * 10 ** -_decimals(t) for t in (ratio, numerator, denominator)}
+    if exact_numerator:
+        half[numerator] = 0.0
     n, d = float(numerator), float(denominator)
     low = (n - half[numerator]) / (d + half[denominator])
     high = (n + half[numerator]) / max(d - half[denominator], 1e-12)
@@ -155,16 +159,18 @@ def test_make_ct_mirrors_and_cuts_the_real_ct_keeping_world_positions(tmp_path, 
 # --- each benchmark run -----------------------------------------------------------------------------------------
 
 
-def test_inference_benchmark_measures_each_method_in_its_own_process(tmp_path, capsys, real_case, idle_python_mib,
-                                                                     ballast):  # fmt: skip
+def test_inference_benchmark_measures_each_method_in_its_own_process(
+    tmp_path, capsys, real_case, idle_python_mib, ballast
+):
     result_file = tmp_path / "inference.json"
     assert _bench("inference").main([*TINY_CT, "--json", str(result_file)]) == 0
     lines = capsys.readouterr().out.splitlines()
     result = json.loads(result_file.read_text())
     assert result["shape"] == [128, 128, 16] and "volume: 128 x 128 x 16 voxels, device cpu" in lines
+    table = lines[next(i for i, line in enumerate(lines) if line.startswith("method ")) :]
     printed = {}
     for row in result["rows"]:
-        line = next(line for line in lines if line.startswith(row["method"]))
+        line = next(line for line in table if line.startswith(row["method"]))
         load, total, infer, rss, cuda = line[len(row["method"]) :].split()
         printed[row["method"]] = {"total": total, "infer": infer, "rss": rss}
         assert (load, total, infer) == tuple(f"{row[k]:.2f}" for k in ("model_load_s", "end_to_end_s", "inference_s"))
@@ -250,7 +256,8 @@ def test_run_all_runs_the_one_benchmark_left_and_reports_its_table_and_ratios(tm
     report = json.loads((tmp_path / "bench.json").read_text())
     assert list(report["benchmarks"]) == ["active_contour"]
     entry = report["benchmarks"]["active_contour"]
-    assert entry["returncode"] == 0 and entry["command"][1:] == extra.split("=", 1)[1].split() + entry["command"][-2:]
+    assert entry["returncode"] == 0
+    assert entry["command"][1:-2] == ["--sizes", "32", "--iterations", "2", "--repeats", "1"]
     output = (tmp_path / "active_contour.txt").read_text().splitlines()
     rows = json.loads((tmp_path / "active_contour.json").read_text())["rows"]
     assert entry["result"]["rows"] == rows
@@ -260,8 +267,8 @@ def test_run_all_runs_the_one_benchmark_left_and_reports_its_table_and_ratios(tm
     assert f"Machine: {report['machine']}. Date: {report['date']}." in markdown
     header = "| " + " | ".join(rows[0]) + " |"
     table = markdown.split(header, 1)[1].split("\n\n", 1)[0].splitlines()[2:]
-    assert table == ["| " + " | ".join(run_all._cell(v) for v in row.values()) + " |" for row in rows]
-    assert [float(line.split(" | ")[6]) for line in table] == [float(f"{r['cpu_speedup']:.4g}") for r in rows]
+    cells = [[f"{v:.4g}" if isinstance(v, float) else str(v) for v in row.values()] for row in rows]
+    assert [line.strip("| ").split(" | ") for line in table] == cells
     assert all(f"- {line}" in markdown for line in entry["ratios"])
 
 
@@ -298,7 +305,8 @@ def test_patch_vae_benchmark_trains_and_scores_both_models_on_one_fold(tmp_path,
         assert_plausible_peak(row["peak_rss_mib"], idle_python_mib)
         assert_plausible_peak(row["process_peak_rss_mib"], idle_python_mib, ballast)
         assert row["peak_reset"] is reset_works
-        assert 0 < row["rss_growth_mib"] < row["peak_rss_mib"] <= row["process_peak_rss_mib"]
+        # VmHWM is read from the kernel's approximate per-CPU RSS counters: equal peaks may differ by a few pages.
+        assert 0 < row["rss_growth_mib"] < row["peak_rss_mib"] <= row["process_peak_rss_mib"] + 2
         patches = Path(row["eval_dir"]) / "patches.csv"
         assert auc == pooled == f"{auc_from_csv(patches):.3f}" == f"{row['auc']:.3f}"
         assert dice == ("-" if model == "patch_vae" else f"{row['dice']:.3f}")
@@ -333,7 +341,7 @@ def test_training_benchmark_times_step_and_both_data_paths(tmp_path):
         else:
             assert (seconds, iterations) == (f"{result[key + '_epoch_s']:.2f}", str(result[key + "_iterations"]))
         assert float(seconds) > 0 and int(iterations) >= 1
-        assert_ratio(rate, iterations, seconds)
+        assert_ratio(rate, iterations, seconds, exact_numerator=True)
     assert result["optimised_iterations"] == result["naive_iterations"]
     match = re.fullmatch(
         r"ratio optimised epoch / isolated step ([\d.]+) \(target >= 0\.90\), optimised / naive ([\d.]+)", lines[-1]

@@ -2,6 +2,7 @@ import pytest
 import torch
 from monai.data import MetaTensor
 
+from livervae.data.patches import PatchGrid
 from livervae.inferers import LiverPatchInferer, SliceMapInferer, stitch_patches
 from livervae.networks import PatchVAE
 
@@ -38,7 +39,7 @@ def _volume():
 
 def test_patch_vae_maps_land_on_their_patches_and_records_carry_the_centre():
     image, label = _volume()
-    inferer = LiverPatchInferer(patch_size=8, stride=8, min_liver_fraction=0.5)
+    inferer = LiverPatchInferer(PatchGrid(8, 8, min_liver_fraction=0.5))
     maps = inferer(image, MeanIntensityVAE(patch_size=8), label=label)
     assert maps.shape == (1, 2, 16, 24, 3) and isinstance(maps, MetaTensor)
     assert torch.equal(maps.affine, image.affine)  # metadata kept for inversion and saving
@@ -56,7 +57,7 @@ def test_slice_map_inferer_scores_the_same_patches_by_mean_probability():
     def net(x):  # logits favouring tumour where the image is bright
         return torch.cat([torch.zeros_like(x), 20 * x - 5], dim=1)
 
-    inferer = SliceMapInferer(roi_size=(16, 16), patch_size=8, stride=8, min_liver_fraction=0.5)
+    inferer = SliceMapInferer(roi_size=(16, 16), grid=PatchGrid(8, 8, min_liver_fraction=0.5))
     prob = inferer(image, net, label=label)
     assert prob.shape == (1, 1, 16, 24, 3) and not prob[0, 0, :, 16:, :].any()  # masked to the liver
     records = inferer.records[0]
@@ -67,6 +68,6 @@ def test_slice_map_inferer_scores_the_same_patches_by_mean_probability():
 def test_inferers_need_a_matching_label():
     image, label = _volume()
     with pytest.raises(ValueError, match="needs the liver label map"):
-        LiverPatchInferer(patch_size=8)(image, MeanIntensityVAE(patch_size=8))
+        LiverPatchInferer(PatchGrid(8, 8))(image, MeanIntensityVAE(patch_size=8))
     with pytest.raises(ValueError, match="does not match the image"):
-        LiverPatchInferer(patch_size=8)(image, MeanIntensityVAE(patch_size=8), label=label[..., :2])
+        LiverPatchInferer(PatchGrid(8, 8))(image, MeanIntensityVAE(patch_size=8), label=label[..., :2])

@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from livervae.data.patches import PatchGrid
 from livervae.metrics.patch_auc import PatchMapAUC, map_patch_scores, roc_auc
 
 
@@ -22,9 +23,9 @@ def _slice():
 
 def test_map_scores_are_mean_probability_inside_the_liver():
     prob, label = _slice()
-    scores, labels = map_patch_scores(prob, label, patch_size=8, stride=8, min_liver_fraction=0.5)
+    scores, labels = map_patch_scores(prob, label, PatchGrid(8, 8, min_liver_fraction=0.5))
     assert scores.tolist() == pytest.approx([0.9, 0.2]) and labels.tolist() == [1, 0]
-    metric = PatchMapAUC(patch_size=8, stride=8)
+    metric = PatchMapAUC(PatchGrid(8, 8))
     metric.reset()
     metric.update(([torch.cat([1 - prob, prob])], [label]))
     assert metric.compute() == 1.0

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -46,16 +47,35 @@ def _plain(tensor: Any) -> torch.Tensor:
     return tensor.as_tensor() if hasattr(tensor, "as_tensor") else tensor
 
 
-def check_patch_settings(patch_size: int, stride: int, min_liver_fraction: float, tumour_threshold: float) -> None:
-    """Refuse patch settings that cannot work (a stride above the patch size leaves gaps between patches)."""
-    if isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size < 4 or patch_size % 2:
-        raise InputError(None, f"patch_size must be an even integer >= 4, got {patch_size!r}")
-    if isinstance(stride, bool) or not isinstance(stride, int) or not 1 <= stride <= patch_size:
-        raise InputError(None, f"stride must be an integer in 1..patch_size ({patch_size}), got {stride!r}")
-    if not 0.0 <= float(min_liver_fraction) <= 1.0:
-        raise InputError(None, f"min_liver_fraction must lie in [0, 1], got {min_liver_fraction!r}")
-    if not 0.0 < float(tumour_threshold) <= 1.0:
-        raise InputError(None, f"tumour_threshold must lie in (0, 1], got {tumour_threshold!r}")
+@dataclass(frozen=True)
+class PatchGrid:
+    """The 2D patch grid every patch-level step shares (extraction, the patch VAE's inferer, the U-Net's AUC).
+
+    Attributes:
+        patch_size: patch side in pixels (even, >= 4).
+        stride: distance between neighbouring patches (patch_size: no overlap).
+        min_liver_fraction: a patch is a liver patch when at least this fraction of it is liver or tumour.
+        tumour_threshold: a liver patch is a tumour patch when at least this fraction of it is tumour.
+
+    Raises:
+        InputError: settings that cannot work (e.g. a stride above the patch size leaves gaps).
+    """
+
+    patch_size: int = 16
+    stride: int = 8
+    min_liver_fraction: float = 0.5
+    tumour_threshold: float = TUMOUR_THRESHOLD
+
+    def __post_init__(self) -> None:
+        size, stride = self.patch_size, self.stride
+        if isinstance(size, bool) or not isinstance(size, int) or size < 4 or size % 2:
+            raise InputError(None, f"patch_size must be an even integer >= 4, got {size!r}")
+        if isinstance(stride, bool) or not isinstance(stride, int) or not 1 <= stride <= size:
+            raise InputError(None, f"stride must be an integer in 1..patch_size ({size}), got {stride!r}")
+        if not 0.0 <= float(self.min_liver_fraction) <= 1.0:
+            raise InputError(None, f"min_liver_fraction must lie in [0, 1], got {self.min_liver_fraction!r}")
+        if not 0.0 < float(self.tumour_threshold) <= 1.0:
+            raise InputError(None, f"tumour_threshold must lie in (0, 1], got {self.tumour_threshold!r}")
 
 
 def liver_slices(volumes: Iterable[dict[str, Any]], min_liver_pixels: int = 1) -> list[dict[str, Any]]:
@@ -124,29 +144,19 @@ def balance_patients(slices: Sequence[dict[str, Any]], seed: int = 0) -> list[di
     return balanced
 
 
-def grid_patches(
-    image: torch.Tensor,
-    label: torch.Tensor,
-    patch_size: int = 16,
-    stride: int = 8,
-    min_liver_fraction: float = 0.5,
-    tumour_threshold: float = TUMOUR_THRESHOLD,
-) -> dict[str, torch.Tensor]:
+def grid_patches(image: torch.Tensor, label: torch.Tensor, grid: PatchGrid = PatchGrid()) -> dict[str, torch.Tensor]:
     """The liver patches of one slice, on MONAI's `GridPatch` grid (row-major, first patch at (0, 0)).
 
     Args:
         image: (C, H, W) intensities.
         label: (1, H, W) 0/1/2 label map (a plain liver mask 0/1 works too: no tumour patches then).
-        patch_size: patch side in pixels.
-        stride: distance between neighbouring patches (patch_size: no overlap).
-        min_liver_fraction: keep patches with at least this fraction of liver-or-tumour pixels.
-        tumour_threshold: a patch is a tumour patch when its tumour fraction is >= this.
+        grid: the patch grid.
 
     Returns:
         "image" (N, C, p, p), "mask" (N, 1, p, p) tumour pixels as float, "location" (N, 2) long (row, column),
         "liver_fraction" (N,), "tumour_fraction" (N,), "label" (N,) long 0/1.
     """
-    check_patch_settings(patch_size, stride, min_liver_fraction, tumour_threshold)
+    patch_size, stride = grid.patch_size, grid.stride
     image = _plain(image).float()
     label = _plain(label).float()
     if image.ndim != 3 or label.shape != (1, *image.shape[1:]):
@@ -156,14 +166,14 @@ def grid_patches(
         stacked = SpatialPad(spatial_size=(patch_size, patch_size), method="end")(stacked)
         stacked = _plain(stacked)
     # A float overlap of 1 - stride / patch gives MONAI's step round(patch * stride / patch) == stride exactly.
-    grid = GridPatch(patch_size=(patch_size, patch_size), overlap=1.0 - stride / patch_size)
-    patches = grid(stacked)
+    patcher = GridPatch(patch_size=(patch_size, patch_size), overlap=1.0 - stride / patch_size)
+    patches = patcher(stacked)
     locations = torch.as_tensor(np.asarray(patches.meta["location"]).T.reshape(-1, 2), dtype=torch.long)
     patches = _plain(patches)
     labels = patches[:, -1:]
     liver_fraction = (labels >= LIVER).float().mean(dim=(1, 2, 3))
     tumour_pixels = (labels == TUMOR).float().sum(dim=(1, 2, 3))
-    keep = liver_fraction >= float(min_liver_fraction)
+    keep = liver_fraction >= float(grid.min_liver_fraction)
     area = float(patch_size * patch_size)
     tumour_fraction = tumour_pixels / area
     return {
@@ -173,16 +183,13 @@ def grid_patches(
         "liver_fraction": liver_fraction[keep],
         "tumour_fraction": tumour_fraction[keep],
         # Compared in pixels, not as a rounded fraction, so "at least 30 %" is exact (77 of 256 pixels, not 76).
-        "label": (tumour_pixels[keep] >= float(tumour_threshold) * area - 1e-6).long(),
+        "label": (tumour_pixels[keep] >= float(grid.tumour_threshold) * area - 1e-6).long(),
     }
 
 
 def extract_patches(
     slices: Sequence[dict[str, Any]],
-    patch_size: int = 16,
-    stride: int = 8,
-    min_liver_fraction: float = 0.5,
-    tumour_threshold: float = TUMOUR_THRESHOLD,
+    grid: PatchGrid = PatchGrid(),
     cache: dict[int, list[dict[str, Any]]] | None = None,
 ) -> list[dict[str, Any]]:
     """Flatten slices into one dict per liver patch: "image" (C, p, p), "mask" (1, p, p), "label" (0-d long),
@@ -196,20 +203,20 @@ def extract_patches(
     for item in slices:
         key = id(item)
         if key not in cut:
-            grid = grid_patches(item["image"], item["label"], patch_size, stride, min_liver_fraction, tumour_threshold)
+            patches = grid_patches(item["image"], item["label"], grid)
             cut[key] = [
                 {
-                    "image": grid["image"][i],
-                    "mask": grid["mask"][i],
-                    "label": grid["label"][i],
-                    "location": grid["location"][i],
-                    "tumour_fraction": float(grid["tumour_fraction"][i]),
-                    "liver_fraction": float(grid["liver_fraction"][i]),
+                    "image": patches["image"][i],
+                    "mask": patches["mask"][i],
+                    "label": patches["label"][i],
+                    "location": patches["location"][i],
+                    "tumour_fraction": float(patches["tumour_fraction"][i]),
+                    "liver_fraction": float(patches["liver_fraction"][i]),
                     "slice": item["slice"],
                     "patient_id": item["patient_id"],
                     "case_id": item["case_id"],
                 }
-                for i in range(grid["label"].numel())
+                for i in range(patches["label"].numel())
             ]
         out.extend(cut[key])
     return out
@@ -227,10 +234,7 @@ def count_patches(patches: Sequence[dict[str, Any]]) -> dict[str, dict[str, int]
 
 def fold_data(
     volumes: Iterable[dict[str, Any]],
-    patch_size: int = 16,
-    stride: int = 8,
-    min_liver_fraction: float = 0.5,
-    tumour_threshold: float = TUMOUR_THRESHOLD,
+    grid: PatchGrid = PatchGrid(),
     val_patients: int = 1,
     balance: bool = True,
     seed: int = 0,
@@ -253,16 +257,16 @@ def fold_data(
         by_patient.setdefault(item["patient_id"], []).append(item)
     if len(by_patient) < val_patients + 1:
         raise InputError(None, f"need at least {val_patients + 1} training patients, got {len(by_patient)}")
-    settings = (patch_size, stride, min_liver_fraction, tumour_threshold)
     cache: dict[int, list[dict[str, Any]]] = {}
-    patches = {p: extract_patches(s, *settings, cache=cache) for p, s in by_patient.items()}
+    patches = {p: extract_patches(s, grid, cache=cache) for p, s in by_patient.items()}
     eligible = [p for p, ps in patches.items() if 0 < sum(int(x["label"]) for x in ps) < len(ps)]
     chosen = eligible[:val_patients]
     if len(chosen) < val_patients or len(chosen) == len(by_patient):
         raise InputError(
             None,
             "no training patient has both tumour and non-tumour patches to validate on "
-            f"(patch {patch_size}, tumour threshold {tumour_threshold}); use more patients or smaller patches",
+            f"(patch {grid.patch_size}, tumour threshold {grid.tumour_threshold}); "
+            "use more patients or smaller patches",
         )
     train_patients = [p for p in by_patient if p not in chosen]
     train_slices = [s for p in train_patients for s in by_patient[p]]
@@ -272,7 +276,7 @@ def fold_data(
     result = {
         "train_slices": train_slices,
         "val_slices": val_slices,
-        "train_patches": extract_patches(train_slices, *settings, cache=cache),
+        "train_patches": extract_patches(train_slices, grid, cache=cache),
         "val_patches": [x for p in chosen for x in patches[p]],
         "train_patients": train_patients,
         "val_patients": chosen,

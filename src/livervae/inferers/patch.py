@@ -25,7 +25,7 @@ import torch
 from monai.inferers import Inferer, SliceInferer
 from monai.utils import convert_to_dst_type
 
-from livervae.data.patches import TUMOUR_THRESHOLD, grid_patches
+from livervae.data.patches import PatchGrid, grid_patches
 from livervae.engines.patch_vae import unwrap
 from livervae.labels import LIVER
 
@@ -43,28 +43,20 @@ def stitch_patches(
     return total, count
 
 
-class _PatchGrid:
-    def __init__(self, patch_size: int, stride: int, min_liver_fraction: float, tumour_threshold: float) -> None:
-        self.patch_size = int(patch_size)
-        self.stride = int(stride)
-        self.min_liver_fraction = float(min_liver_fraction)
-        self.tumour_threshold = float(tumour_threshold)
+class _SliceGrid:
+    """The patch grid over a volume's axial liver slices, and the per-case patch records both inferers keep."""
+
+    def __init__(self, grid: PatchGrid) -> None:
+        self.grid = grid
         self.records: list[list[dict[str, Any]]] = []
 
     def slices(self, image: torch.Tensor, label: torch.Tensor):
         """Yield (k, grid) for each axial slice of (C, H, W, D) with liver patches."""
         liver = (label[0] >= LIVER).sum(dim=(0, 1))
         for k in torch.nonzero(liver).flatten().tolist():
-            grid = grid_patches(
-                image[..., k].cpu(),
-                label[..., k].cpu(),
-                self.patch_size,
-                self.stride,
-                self.min_liver_fraction,
-                self.tumour_threshold,
-            )
-            if grid["label"].numel():
-                yield k, grid
+            patches = grid_patches(image[..., k].cpu(), label[..., k].cpu(), self.grid)
+            if patches["label"].numel():
+                yield k, patches
 
     @staticmethod
     def _label(inputs: torch.Tensor, label: torch.Tensor | None) -> torch.Tensor:
@@ -75,29 +67,23 @@ class _PatchGrid:
         return torch.as_tensor(label).round()
 
 
-class LiverPatchInferer(Inferer, _PatchGrid):
+class LiverPatchInferer(Inferer, _SliceGrid):
     """Patch VAE over every liver patch of a volume: probability and uncertainty maps plus per-patch records.
 
     Args:
-        patch_size: patch side (the network's).
-        stride: patch stride.
-        min_liver_fraction: which patches count as liver patches.
-        tumour_threshold: tumour fraction that labels a patch tumour (for the AUC).
+        grid: the patch grid (its patch size is the network's).
         n_samples: draws of z per patch for the probability and its variance.
         batch_size: patches per forward pass.
     """
 
     def __init__(
         self,
-        patch_size: int = 16,
-        stride: int = 8,
-        min_liver_fraction: float = 0.5,
-        tumour_threshold: float = TUMOUR_THRESHOLD,
+        grid: PatchGrid = PatchGrid(),
         n_samples: int = 16,
         batch_size: int = 2048,
     ) -> None:
         Inferer.__init__(self)
-        _PatchGrid.__init__(self, patch_size, stride, min_liver_fraction, tumour_threshold)
+        _SliceGrid.__init__(self, grid)
         self.n_samples = int(n_samples)
         self.batch_size = int(batch_size)
 
@@ -105,23 +91,25 @@ class LiverPatchInferer(Inferer, _PatchGrid):
         label = self._label(inputs, label)
         net = unwrap(network)
         device = next(net.parameters()).device
-        p = self.patch_size
+        p = self.grid.patch_size
         maps = torch.zeros((inputs.shape[0], 2, *inputs.shape[2:]), dtype=torch.float32)
         self.records = []
         for b in range(inputs.shape[0]):
             records: list[dict[str, Any]] = []
             shape = tuple(inputs.shape[2:4])
-            for k, grid in self.slices(torch.as_tensor(inputs[b]).float(), label[b]):
-                outs = [net.predict(chunk.to(device), self.n_samples) for chunk in grid["image"].split(self.batch_size)]
+            for k, patches in self.slices(torch.as_tensor(inputs[b]).float(), label[b]):
+                outs = [
+                    net.predict(chunk.to(device), self.n_samples) for chunk in patches["image"].split(self.batch_size)
+                ]
                 prob = torch.cat([o["probability"] for o in outs]).float().cpu()
                 var = torch.cat([o["variance"] for o in outs]).float().cpu()
                 coords = torch.cat([o["coords"] for o in outs]).float().cpu()
-                total_p, count = stitch_patches(prob, grid["location"], shape, p)
-                total_v, _ = stitch_patches(var, grid["location"], shape, p)
+                total_p, count = stitch_patches(prob, patches["location"], shape, p)
+                total_v, _ = stitch_patches(var, patches["location"], shape, p)
                 covered = count > 0
                 maps[b, 0, ..., k][covered] = total_p[covered] / count[covered]
                 maps[b, 1, ..., k][covered] = total_v[covered] / count[covered]
-                for i, (row, col) in enumerate(grid["location"].tolist()):
+                for i, (row, col) in enumerate(patches["location"].tolist()):
                     x, y = coords[i].tolist()
                     records.append(
                         {
@@ -130,8 +118,8 @@ class LiverPatchInferer(Inferer, _PatchGrid):
                             "col": col,
                             "score": float(prob[i]),
                             "variance": float(var[i]),
-                            "label": int(grid["label"][i]),
-                            "tumour_fraction": float(grid["tumour_fraction"][i]),
+                            "label": int(patches["label"][i]),
+                            "tumour_fraction": float(patches["tumour_fraction"][i]),
                             # voxel position of the predicted centre on the preprocessed grid (axes 0, 1, 2)
                             "centre_voxel": [row + y * p - 0.5, col + x * p - 0.5, float(k)],
                         }
@@ -141,14 +129,14 @@ class LiverPatchInferer(Inferer, _PatchGrid):
         return convert_to_dst_type(maps, inputs)[0]
 
 
-class SliceMapInferer(Inferer, _PatchGrid):
+class SliceMapInferer(Inferer, _SliceGrid):
     """A 2D segmentation network over the axial slices; tumour probability in the liver plus patch records.
 
     Args:
         roi_size: the 2D window (the network's training slice size; ResNet-50 encoders need multiples of 32).
         sw_batch_size: windows per forward pass.
         overlap: window overlap.
-        patch_size, stride, min_liver_fraction, tumour_threshold: the patch grid scored for the AUC.
+        grid: the patch grid scored for the AUC.
         tumour_channel: output channel of the tumour class.
     """
 
@@ -157,14 +145,11 @@ class SliceMapInferer(Inferer, _PatchGrid):
         roi_size: tuple[int, int] | list[int] = (160, 160),
         sw_batch_size: int = 16,
         overlap: float = 0.25,
-        patch_size: int = 16,
-        stride: int = 8,
-        min_liver_fraction: float = 0.5,
-        tumour_threshold: float = TUMOUR_THRESHOLD,
+        grid: PatchGrid = PatchGrid(),
         tumour_channel: int = 1,
     ) -> None:
         Inferer.__init__(self)
-        _PatchGrid.__init__(self, patch_size, stride, min_liver_fraction, tumour_threshold)
+        _SliceGrid.__init__(self, grid)
         self.slice_inferer = SliceInferer(
             roi_size=tuple(roi_size), sw_batch_size=sw_batch_size, overlap=overlap, spatial_dim=2, mode="gaussian"
         )
@@ -178,17 +163,17 @@ class SliceMapInferer(Inferer, _PatchGrid):
         self.records = []
         for b in range(inputs.shape[0]):
             records = []
-            for k, grid in self.slices(prob[b].detach().cpu(), label[b]):
-                scores = grid["image"].mean(dim=(1, 2, 3))
-                for i, (row, col) in enumerate(grid["location"].tolist()):
+            for k, patches in self.slices(prob[b].detach().cpu(), label[b]):
+                scores = patches["image"].mean(dim=(1, 2, 3))
+                for i, (row, col) in enumerate(patches["location"].tolist()):
                     records.append(
                         {
                             "slice": k,
                             "row": row,
                             "col": col,
                             "score": float(scores[i]),
-                            "label": int(grid["label"][i]),
-                            "tumour_fraction": float(grid["tumour_fraction"][i]),
+                            "label": int(patches["label"][i]),
+                            "tumour_fraction": float(patches["tumour_fraction"][i]),
                         }
                     )
             self.records.append(records)

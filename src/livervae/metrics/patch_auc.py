@@ -18,7 +18,7 @@ import torch
 from ignite.metrics import Metric
 from monai.metrics import compute_roc_auc
 
-from livervae.data.patches import TUMOUR_THRESHOLD, grid_patches
+from livervae.data.patches import PatchGrid, grid_patches
 from livervae.labels import LIVER
 
 logger = logging.getLogger(__name__)
@@ -33,19 +33,14 @@ def roc_auc(scores: Sequence[float], labels: Sequence[int]) -> float | None:
 
 
 def map_patch_scores(
-    probability: torch.Tensor,
-    label: torch.Tensor,
-    patch_size: int = 16,
-    stride: int = 8,
-    min_liver_fraction: float = 0.5,
-    tumour_threshold: float = TUMOUR_THRESHOLD,
+    probability: torch.Tensor, label: torch.Tensor, grid: PatchGrid = PatchGrid()
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Scores (mean tumour probability masked to the liver) and labels of the liver patches of one (1, H, W) slice."""
     probability = torch.as_tensor(probability).float().cpu()
     label = torch.as_tensor(label).round().cpu()
     masked = probability * (label >= LIVER)
-    grid = grid_patches(masked, label, patch_size, stride, min_liver_fraction, tumour_threshold)
-    return grid["image"].mean(dim=(1, 2, 3)), grid["label"]
+    patches = grid_patches(masked, label, grid)
+    return patches["image"].mean(dim=(1, 2, 3)), patches["label"]
 
 
 class PatchMapAUC(Metric):
@@ -53,20 +48,17 @@ class PatchMapAUC(Metric):
     softmax probabilities and (1, H, W) 0/1/2 label maps (keep the liver in the validation label).
 
     Args:
-        patch_size, stride, min_liver_fraction, tumour_threshold: the patch grid.
+        grid: the patch grid.
         tumour_channel: the tumour channel of `pred`.
     """
 
     def __init__(
         self,
-        patch_size: int = 16,
-        stride: int = 8,
-        min_liver_fraction: float = 0.5,
-        tumour_threshold: float = TUMOUR_THRESHOLD,
+        grid: PatchGrid = PatchGrid(),
         tumour_channel: int = 1,
         output_transform: Any = lambda x: x,
     ) -> None:
-        self.settings = (int(patch_size), int(stride), float(min_liver_fraction), float(tumour_threshold))
+        self.grid = grid
         self.tumour_channel = int(tumour_channel)
         super().__init__(output_transform=output_transform)
 
@@ -78,7 +70,7 @@ class PatchMapAUC(Metric):
         preds, labels = output
         for pred, label in zip(preds, labels):
             channel = torch.as_tensor(pred)[self.tumour_channel : self.tumour_channel + 1]
-            scores, patch_labels = map_patch_scores(channel, label, *self.settings)
+            scores, patch_labels = map_patch_scores(channel, label, self.grid)
             self._scores.append(scores)
             self._labels.append(patch_labels)
 
