@@ -1,9 +1,10 @@
 """Benchmark LiverVAE's two-stage inference against MONAI's default sliding-window SegResNet, in one run.
 
 Both segment the same CT on the same device: the shipped real CT (3D-IRCADb-01 patient 17, 512 × 512 × 119)
-extended to `--slices` slices by mirroring it along z (written to a temporary folder and deleted afterwards).
-Each method runs in its own fresh process, so its peak host memory (and, on a GPU, its peak CUDA memory) is its
-own. Timed per method:
+extended to `--slices` slices by mirroring it along z (and, with `--side`, cut to the central square of each
+slice; written to a temporary folder and deleted afterwards). Each method runs in its own fresh process, so its
+peak host memory (and, on a GPU, its peak CUDA memory) is its own, measured with `machine.PeakMemory` from the
+method's start. Timed per method:
 
 - end to end: read the NIfTI, infer, write the label map (what a user waits for), model loading excluded and
   reported separately;
@@ -15,7 +16,8 @@ MONAI's default is `SegResNet(spatial_dims=3, in_channels=1, out_channels=3)` wi
 random (speed does not depend on them). LiverVAE runs `livervae infer` with the tumour bundle's trained weights
 (`make train`, or `--model`) and the settings recorded in them. Ratios are printed last.
 
-    python benchmarks/inference.py [--slices 160] [--device cpu|cuda] [--model model.pt] [--threads N] [--json out]
+    python benchmarks/inference.py [--slices 160] [--side 512] [--device cpu|cuda] [--model model.pt] [--threads N]
+        [--json out]
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import resource
 import shutil
 import sys
 import tempfile
@@ -34,7 +35,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling scripts, not a package
-from machine import describe  # noqa: E402
+from machine import PeakMemory, describe  # noqa: E402
 
 TARGET_SPEEDUP = 6.0  # issue: two-stage ≥ 6× MONAI's default on the same GPU
 TARGET_CPU_SECONDS = 60.0  # issue: ≤ 60 s end to end on 2 CPU cores
@@ -47,19 +48,28 @@ def mirrored_slices(n_source: int, n_target: int) -> np.ndarray:
     return np.where(index < n_source, index, period - 1 - index)
 
 
-def make_ct(source: Path, slices: int, out: Path) -> Path:
-    """Write the CT at `source` extended (or cut) to `slices` axial slices as `out`; return `out`."""
+def make_ct(source: Path, slices: int, out: Path, side: int | None = None) -> Path:
+    """Write the CT at `source` extended (or cut) to `slices` axial slices as `out`; return `out`.
+
+    Args:
+        source: a NIfTI CT.
+        slices: axial slices of the written CT, mirrored along z (see `mirrored_slices`).
+        out: the NIfTI file to write.
+        side: with a value, keep only the central `side` × `side` voxels of each slice (the affine moves with the
+            cut, so every kept voxel stays where it was in the world); None keeps the whole slice.
+    """
     import nibabel as nib
 
     image = nib.load(str(source))
     data = np.asanyarray(image.dataobj)
+    affine = image.affine.copy()
+    if side is not None:
+        starts = [max((n - side) // 2, 0) for n in data.shape[:2]]
+        data = data[starts[0] : starts[0] + side, starts[1] : starts[1] + side]
+        affine[:3, 3] = affine[:3, :3] @ np.array([*starts, 0]) + affine[:3, 3]
     extended = data[:, :, mirrored_slices(data.shape[2], slices)]
-    nib.save(nib.Nifti1Image(extended, image.affine, image.header), str(out))
+    nib.save(nib.Nifti1Image(extended, affine, image.header), str(out))
     return out
-
-
-def _peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
 
 
 def _sync(device: str) -> None:
@@ -76,6 +86,8 @@ def _run_monai_default(ct: str, out: str, device: str, threads: int | None, repe
     from monai.networks.nets import SegResNet
     from monai.transforms import Compose, EnsureChannelFirst, LoadImage, SaveImage, ScaleIntensityRange
 
+    peak = PeakMemory(device)
+    peak.reset()
     if threads:
         torch.set_num_threads(threads)
     start = time.perf_counter()
@@ -103,7 +115,7 @@ def _run_monai_default(ct: str, out: str, device: str, threads: int | None, repe
         save(MetaTensor(label.cpu(), meta=image.meta))  # the input's metadata (affine) for the writer
         total = time.perf_counter() - start
         best_total, best_infer = min(best_total, total), min(best_infer, infer_s)
-    return _result("MONAI default sliding window", load_s, best_total, best_infer, device)
+    return _result("MONAI default sliding window", load_s, best_total, best_infer, peak)
 
 
 def _run_livervae(
@@ -114,6 +126,8 @@ def _run_livervae(
     from livervae.bundle import BundlePredictor
     from livervae.infer import infer
 
+    peak = PeakMemory(device)
+    peak.reset()
     if threads:
         torch.set_num_threads(threads)
     start = time.perf_counter()
@@ -136,20 +150,18 @@ def _run_livervae(
         start = time.perf_counter()
         infer(ct, Path(out) / "livervae_seg.nii.gz", predictor=predictor, overlay=False)
         best_total, best_infer = min(best_total, time.perf_counter() - start), min(best_infer, timings[-1])
-    return _result("LiverVAE two-stage", load_s, best_total, best_infer, device)
+    return _result("LiverVAE two-stage", load_s, best_total, best_infer, peak)
 
 
-def _result(method: str, load_s: float, total_s: float, infer_s: float, device: str) -> dict[str, Any]:
-    import torch
-
-    cuda = device.startswith("cuda")
+def _result(method: str, load_s: float, total_s: float, infer_s: float, peak: PeakMemory) -> dict[str, Any]:
+    cuda_mib = peak.peak_cuda_mib()
     return {
         "method": method,
         "model_load_s": round(load_s, 3),
         "end_to_end_s": round(total_s, 3),
         "inference_s": round(infer_s, 3),
-        "peak_rss_mib": round(_peak_rss_mib(), 1),
-        "peak_cuda_mib": round(torch.cuda.max_memory_allocated() / 2**20, 1) if cuda else None,
+        "peak_rss_mib": round(peak.peak_rss_mib(), 1),
+        "peak_cuda_mib": None if cuda_mib is None else round(cuda_mib, 1),
     }
 
 
@@ -186,11 +198,20 @@ def report(rows: list[dict[str, Any]], machine: str, shape: tuple[int, ...], dev
     return "\n".join(lines)
 
 
+def _shape(path: Path) -> tuple[int, ...]:
+    import nibabel as nib
+
+    return tuple(int(n) for n in nib.load(str(path)).shape)
+
+
 def main(argv: list[str] | None = None) -> int:
     from livervae.paths import real_case_dir
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--slices", type=int, default=160, help="axial slices of the benchmark CT (default 160)")
+    parser.add_argument(
+        "--side", type=int, default=None, help="keep the central SIDE x SIDE voxels of each slice (default: all 512)"
+    )
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument(
         "--model", default=None, help="two-stage model.pt (default: the tumour bundle's, from make train)"
@@ -202,8 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     machine = describe(gpu=args.device.startswith("cuda"))
     work = Path(tempfile.mkdtemp(prefix="livervae_bench_"))
     try:
-        ct = make_ct(real_case_dir() / "nifti" / "ct.nii.gz", args.slices, work / "ct.nii.gz")
-        shape = (512, 512, args.slices)
+        ct = make_ct(real_case_dir() / "nifti" / "ct.nii.gz", args.slices, work / "ct.nii.gz", args.side)
+        shape = _shape(ct)
         print(f"benchmark CT: {ct} ({args.slices} slices), device {args.device}", flush=True)
         common = (str(ct), str(work), args.device, args.threads, args.repeats)
         print("MONAI default sliding window ...", flush=True)

@@ -1,16 +1,17 @@
 """Peak host (and GPU) memory of LiverVAE's two-stage inference on 160-, 500- and 1000-slice CTs, in one run.
 
-Each CT is the shipped real CT (512 × 512 × 119) mirrored along z to the slice count (see `inference.py`), written
-to a temporary folder and deleted afterwards. Each measurement runs `livervae infer` (read, both stages,
-post-processing, write) in its own fresh process, so the peak RSS (`ru_maxrss`) and, on a GPU,
-`torch.cuda.max_memory_allocated` are that run's alone. With `--compare-invertd` every volume is also run with
-MONAI's `Invertd` in place of `SourceGridLabeld` as the last post-processing step (the resampling back to the
-source grid), which is what the bundle used before; the ratios come last.
+Each CT is the shipped real CT (512 × 512 × 119) mirrored along z to the slice count (see `inference.py`; `--side`
+cuts each slice to its central square), written to a temporary folder and deleted afterwards. Each measurement
+runs `livervae infer` (read, both stages, post-processing, write) in its own fresh process, so its peak RSS and, on
+a GPU, its peak CUDA memory (`machine.PeakMemory`, from the measurement's start) are that run's alone. With
+`--compare-invertd` every volume is also run with MONAI's `Invertd` in place of `SourceGridLabeld` as the last
+post-processing step (the resampling back to the source grid), which is what the bundle used before; the ratios
+come last.
 
 Targets (issue): a 512 × 512 × 1000 CT infers within 8 GiB of GPU memory and 12 GiB of RAM.
 
-    python benchmarks/memory.py [--slices 160 500 1000] [--device cpu|cuda] [--compare-invertd] [--model model.pt]
-        [--json out]
+    python benchmarks/memory.py [--slices 160 500 1000] [--side 512] [--device cpu|cuda] [--compare-invertd]
+        [--model model.pt] [--json out]
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import resource
 import shutil
 import sys
 import tempfile
@@ -28,7 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling scripts, not a package
 from inference import make_ct  # noqa: E402
-from machine import describe  # noqa: E402
+from machine import PeakMemory, describe  # noqa: E402
 
 TARGET_RAM_GIB = 12.0
 TARGET_GPU_GIB = 8.0
@@ -54,8 +54,8 @@ def invertd_override() -> dict[str, Any]:
 
 
 def _measure(ct: str, out: str, device: str, invertd: bool, model: str | None) -> dict[str, Any]:
-    import torch
-
+    peak = PeakMemory(device)
+    peak.reset()
     from livervae.bundle import BundlePredictor
     from livervae.infer import infer
 
@@ -63,12 +63,12 @@ def _measure(ct: str, out: str, device: str, invertd: bool, model: str | None) -
     start = time.perf_counter()
     summary = infer(ct, Path(out) / "seg.nii.gz", predictor=predictor, overlay=False)
     seconds = time.perf_counter() - start
-    cuda = device.startswith("cuda")
+    cuda_mib = peak.peak_cuda_mib()
     return {
         "source_grid_step": "Invertd" if invertd else "SourceGridLabeld",
         "seconds": round(seconds, 2),
-        "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
-        "peak_cuda_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None,
+        "peak_rss_gib": round(peak.peak_rss_mib() / 1024, 2),
+        "peak_cuda_gib": None if cuda_mib is None else round(cuda_mib / 1024, 2),
         "liver_ml": round(float(summary["liver_ml"]), 1),
     }
 
@@ -106,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--slices", type=int, nargs="+", default=[160, 500, 1000])
+    parser.add_argument(
+        "--side", type=int, default=None, help="keep the central SIDE x SIDE voxels of each slice (default: all 512)"
+    )
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--compare-invertd", action="store_true", help="also run MONAI's Invertd (before)")
     parser.add_argument(
@@ -118,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="livervae_memory_"))
     try:
         for slices in args.slices:
-            ct = make_ct(real_case_dir() / "nifti" / "ct.nii.gz", slices, work / f"ct_{slices}.nii.gz")
+            ct = make_ct(real_case_dir() / "nifti" / "ct.nii.gz", slices, work / f"ct_{slices}.nii.gz", args.side)
             for invertd in (False, True) if args.compare_invertd else (False,):
                 print(f"{slices} slices, {'Invertd' if invertd else 'SourceGridLabeld'} ...", flush=True)
                 rows.append(

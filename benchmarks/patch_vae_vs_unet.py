@@ -4,8 +4,8 @@ For each model (patch VAE, 2D U-Net, ResNet-50-encoder U-Net) and each fold, a f
 bundle (`livervae.bundle.train`, the same configs as `make train`) to the same stopping rule (at most `--epochs`
 epochs, early stopping after `--patience` validations without a better validation-patient patch AUC, validating
 every epoch), then scores the held-out patient (`livervae.bundle.evaluate`). Printed per model: peak memory
-while the training engines run (process peak RSS, VmHWM reset when a trainer starts, on the CPU;
-`torch.cuda.max_memory_allocated` on a GPU), its growth over the RSS at the trainers' start, training time
+while the training engines run (`machine.PeakMemory`, reset when a trainer starts: peak RSS on the CPU, peak CUDA
+memory on a GPU), the RSS growth over the RSS at the trainers' start, training time
 (`train s`: the whole `train()` call including loading and caching the same volumes; `engine s`: the trainers'
 runs only; the patch VAE's include its pre-training), epochs run, the AUC per fold and pooled over the folds'
 patches; and, last, the ratios patch VAE / U-Net. Peaks are maxima over folds, times are sums.
@@ -21,63 +21,40 @@ import json
 import multiprocessing as mp
 import os
 import platform
-import resource
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling scripts, not a package
+from machine import PeakMemory, rss_mib  # noqa: E402
+
+from livervae.bundle_names import PATCH_VAE_BUNDLE, UNET_BUNDLE  # noqa: E402
+
 MODELS = ("patch_vae", "unet", "resnet50_unet")
-PATCH_VAE = "liver_tumor_patch_vae_classification"
-UNET = "liver_tumor_unet_segmentation"
+PATCH_VAE = PATCH_VAE_BUNDLE
+UNET = UNET_BUNDLE
 
 
-def _rss_mib() -> float:
-    """Current resident set size of this process in MiB (Linux /proc)."""
-    with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-def _peak_rss_mib() -> float:
-    """Peak resident set size (VmHWM) of this process in MiB since start or the last `_reset_peak_rss`."""
-    with open("/proc/self/status") as handle:
-        for line in handle:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _reset_peak_rss() -> bool:
-    """Reset VmHWM to the current RSS (Linux: write 5 to /proc/self/clear_refs); False where not allowed."""
-    try:
-        with open("/proc/self/clear_refs", "w") as handle:
-            handle.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def _instrument_trainers(marks: dict[str, Any], cuda: bool) -> None:
+def _instrument_trainers(marks: dict[str, Any], peak: PeakMemory) -> None:
     """Measure only the engines' training runs: reset the peak memory when a SupervisedTrainer starts (after the
     bundle has loaded, cached and cut its data, which both model families share) and read it when it ends."""
-    import torch
     from monai.engines import SupervisedTrainer
 
     run = SupervisedTrainer.run
 
     def measured(self, *args, **kwargs):
-        marks["reset"] = _reset_peak_rss() and marks.get("reset", True)
-        marks["start_rss"] = min(marks.get("start_rss", float("inf")), _rss_mib())
-        if cuda:
-            torch.cuda.reset_peak_memory_stats()
+        marks["reset"] = peak.reset() and marks.get("reset", True)
+        marks["start_rss"] = min(marks.get("start_rss", float("inf")), rss_mib())
         start = time.perf_counter()
         try:
             return run(self, *args, **kwargs)
         finally:
             marks["engine_seconds"] = marks.get("engine_seconds", 0.0) + time.perf_counter() - start
-            marks["peak_rss"] = max(marks.get("peak_rss", 0.0), _peak_rss_mib())
-            if cuda:
-                marks["peak_cuda"] = max(marks.get("peak_cuda", 0.0), torch.cuda.max_memory_allocated() / 2**20)
+            marks["peak_rss"] = max(marks.get("peak_rss", 0.0), peak.peak_rss_mib())
+            cuda_mib = peak.peak_cuda_mib()
+            if cuda_mib is not None:
+                marks["peak_cuda"] = max(marks.get("peak_cuda", 0.0), cuda_mib)
 
     SupervisedTrainer.run = measured
 
@@ -99,17 +76,17 @@ def _child(model: str, fold: int, args: dict[str, Any], out: str, queue: mp.Queu
         overrides = dict(args["common"])
         overrides.update(args["vae"] if model == "patch_vae" else {**args["unet"], "model": model})
         overrides.update({"ckpt_dir": f"{out}/models", "resume": False, "num_workers": 0})
-        cuda = args["device"].startswith("cuda")
+        peak = PeakMemory(args["device"])
         marks: dict[str, Any] = {}
-        _instrument_trainers(marks, cuda)
+        _instrument_trainers(marks, peak)
         start = time.perf_counter()
         model_path = train(
             bundle, args["data"], fold, args["epochs"], args["device"], f"{out}/train", "default", overrides
         )
         seconds = time.perf_counter() - start
-        process_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux, never reset
+        process_peak = peak.process_peak_rss_mib()  # across the resets
         peak_rss = marks["peak_rss"] if marks.get("reset") else process_peak
-        peak_cuda = marks.get("peak_cuda") if cuda else None
+        peak_cuda = marks.get("peak_cuda") if peak.cuda else None
         result = evaluate(
             bundle, args["data"], fold, "val", f"{out}/eval", args["device"], {"model_path": str(model_path)}
         )

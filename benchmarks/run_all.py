@@ -3,9 +3,10 @@
 Each benchmark runs as its own process with `--json` (CUDA where a GPU is present, the CPU always); its printed
 output (`<name>.txt`) and stderr (`<name>.log`) are kept beside the JSON, and the report gathers every result
 table with its ratio lines, the machine and the date. The patch VAE comparison takes tens of minutes on a CPU;
-`--skip patch_vae_vs_unet` leaves it out.
+`--skip patch_vae_vs_unet` leaves it out; `--extra NAME=ARGS` adds arguments to one benchmark's command (after
+its own, so they win), e.g. smaller sizes for a quick check.
 
-    python benchmarks/run_all.py [--out runs/bench] [--skip NAME ...]
+    python benchmarks/run_all.py [--out runs/bench] [--skip NAME ...] [--extra "active_contour=--sizes 64" ...]
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -62,6 +64,21 @@ def ratio_lines(output: str) -> list[str]:
     return []
 
 
+def parse_extra(values: list[str]) -> dict[str, list[str]]:
+    """`NAME=ARGS` strings as {NAME: ARGS split like a shell}; a later NAME adds to an earlier one.
+
+    Raises:
+        ValueError: a value without `=` or with a name that is not a benchmark.
+    """
+    extra: dict[str, list[str]] = {}
+    for value in values:
+        name, sep, text = value.partition("=")
+        if not sep or name not in BENCHMARKS:
+            raise ValueError(f"--extra takes NAME=ARGS with NAME one of {', '.join(sorted(BENCHMARKS))}: {value!r}")
+        extra.setdefault(name, []).extend(shlex.split(text))
+    return extra
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""
@@ -90,7 +107,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("runs/bench"), help="report folder (default runs/bench)")
     parser.add_argument("--skip", nargs="*", default=[], choices=sorted(BENCHMARKS), help="benchmarks to leave out")
+    parser.add_argument(
+        "--extra", action="append", default=[], metavar="NAME=ARGS", help="more arguments for benchmark NAME"
+    )
     args = parser.parse_args(argv)
+    try:
+        extra_args = parse_extra(args.extra)
+    except ValueError as exc:
+        parser.error(str(exc))
     import torch
 
     cuda = torch.cuda.is_available()
@@ -105,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, extra in BENCHMARKS.items():
         if name in args.skip:
             continue
-        command = [sys.executable, str(HERE / f"{name}.py"), *extra]
+        command = [sys.executable, str(HERE / f"{name}.py"), *extra, *extra_args.get(name, [])]
         json_path = args.out / f"{name}.json"
         if name in WRITES_JSON:
             command += ["--json", str(json_path)]

@@ -12,8 +12,8 @@ For a segmentation bundle's `train.json` (stage 1 by default) on a phantom cohor
 It prints iterations per second for each and, last, the ratios: optimised epoch / isolated step (target ≥ 0.90)
 and optimised / naive.
 
-    python benchmarks/training.py [--bundle liver_ct_segmentation] [--data <dataset>] [--preset cpu] [--device cpu]
-        [--epochs 2] [--steps 5] [--json out]
+    python benchmarks/training.py [--bundle liver_ct_segmentation] [--data <dataset>] [--phantoms 8]
+        [--phantom-preset default] [--preset cpu] [--device cpu] [--epochs 2] [--steps 5] [--json out]
 """
 
 from __future__ import annotations
@@ -123,7 +123,11 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", default=LIVER_BUNDLE, help="a SegResNetVAE bundle (default stage 1)")
-    parser.add_argument("--data", type=Path, default=None, help="a prepared dataset (default: 8 phantoms, made here)")
+    parser.add_argument("--data", type=Path, default=None, help="a prepared dataset (default: phantoms, made here)")
+    parser.add_argument("--phantoms", type=int, default=8, help="phantoms made without --data (default 8, >= 2)")
+    parser.add_argument(
+        "--phantom-preset", choices=("default", "small"), default="default", help="their phantom grid (default)"
+    )
     parser.add_argument("--preset", default="cpu", help="bundle preset (default cpu)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--epochs", type=int, default=2, help="epochs per data path; the last one is timed")
@@ -139,8 +143,9 @@ def main(argv: list[str] | None = None) -> int:
             from livervae.data.preprocess import preprocess
 
             data = work / "phantoms"
-            print("generating 8 phantoms ...", flush=True)
-            preprocess("phantom", None, data, SourceOptions(phantom_n=8, phantom_seed=0), n_folds=4)
+            print(f"generating {args.phantoms} phantoms ...", flush=True)
+            options = SourceOptions(phantom_n=args.phantoms, phantom_seed=0, phantom_preset=args.phantom_preset)
+            preprocess("phantom", None, data, options, n_folds=min(4, args.phantoms))
         settings = (args.device, args.preset, args.epochs)
         trainer = build_trainer(args.bundle, data, work / "optimised", *settings, naive=False)
         # Before the trainer runs: Ignite's engine after run() is not a fair place to time a lone step.

@@ -8,9 +8,9 @@ from pathlib import Path
 import highdicom as hd
 import numpy as np
 import pydicom
+from dicom_export import SeriesIdentity, write_ct_series
 from pydicom.sr.codedict import codes
 
-from livervae.io.dicom_export import SeriesIdentity, write_ct_series
 from livervae.io.volume import Volume
 
 

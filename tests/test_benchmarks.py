@@ -68,13 +68,12 @@ def _decimals(text: str) -> int:
 def assert_ratio(ratio: str, numerator: str, denominator: str, exact_numerator: bool = False) -> None:
     """`ratio` as printed is numerator / denominator as printed, allowing for each one's rounding (none for an
     `exact_numerator`, such as a count)."""
-    half = {t: 0.5 * 10 ** -_decimals(t) for t in (ratio, numerator, denominator)}
+    half_r, half_n, half_d = (0.5 * 10 ** -_decimals(t) for t in (ratio, numerator, denominator))
     if exact_numerator:
-        half[numerator] = 0.0
+        half_n = 0.0
     n, d = float(numerator), float(denominator)
-    low = (n - half[numerator]) / (d + half[denominator])
-    high = (n + half[numerator]) / max(d - half[denominator], 1e-12)
-    assert low - half[ratio] <= float(ratio) <= high + half[ratio], (ratio, numerator, denominator)
+    low, high = (n - half_n) / (d + half_d), (n + half_n) / max(d - half_d, 1e-12)
+    assert low - half_r <= float(ratio) <= high + half_r, (ratio, numerator, denominator)
 
 
 def assert_plausible_peak(peak_mib: float, idle_mib: float, parent_peak_mib: float | None = None) -> None:
@@ -331,7 +330,7 @@ def test_training_benchmark_times_step_and_both_data_paths(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.splitlines()
     result = json.loads(result_file.read_text())
-    paths = {"isolated step": "isolated_step", "optimised epoch": "optimised", "naive epoch": "naive"}
+    paths = {"isolated step (": "isolated_step", "optimised epoch (": "optimised", "naive epoch (": "naive"}
     printed = {}
     for prefix, key in paths.items():
         seconds, iterations, rate = next(line.split()[-3:] for line in lines if line.startswith(prefix))

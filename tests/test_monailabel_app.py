@@ -39,7 +39,7 @@ def bundle_source(tmp_path):
 def test_bundle_layout_links_the_project_and_generates_configs(bundle_source, tmp_path):
     destination = tmp_path / "app" / "model" / "liver_tumor_ct_segmentation"
     assert prepare_bundle(bundle_source, destination) == SETTINGS
-    for name in ("LICENSE", "docs", "scripts", "models", "configs/metadata.json", "configs/logging.conf"):
+    for name in ("LICENSE", "docs", "models", "configs/metadata.json", "configs/logging.conf"):
         assert (destination / name).is_symlink() and (destination / name).resolve() == (bundle_source / name).resolve()
     for name in GENERATED_CONFIGS:
         generated = destination / "configs" / name

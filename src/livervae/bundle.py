@@ -17,21 +17,21 @@ import numpy as np
 import torch
 from monai.bundle import ConfigParser, ConfigWorkflow
 
+# The bundle names live in bundle_names (no MONAI import); re-exported here for the bundle API.
+from livervae.bundle_names import (  # noqa: F401
+    BUNDLES,
+    LIVER_BUNDLE,
+    PATCH_BUNDLES,
+    PATCH_VAE_BUNDLE,
+    TUMOUR_BUNDLE,
+    UNET_BUNDLE,
+)
 from livervae.errors import InputError
 from livervae.io.checkpoint import apply_settings, load_model_weights, read_checkpoint
 from livervae.io.volume import Volume
 from livervae.paths import repo_root
 
 logger = logging.getLogger(__name__)
-
-LIVER_BUNDLE = "liver_ct_segmentation"
-TUMOUR_BUNDLE = "liver_tumor_ct_segmentation"
-PATCH_VAE_BUNDLE = "liver_tumor_patch_vae_classification"
-UNET_BUNDLE = "liver_tumor_unet_segmentation"
-BUNDLES = (LIVER_BUNDLE, TUMOUR_BUNDLE, PATCH_VAE_BUNDLE, UNET_BUNDLE)
-# Bundles trained and evaluated leave-one-patient-out on a cohort of one or more datasets; they read the liver
-# region from the label map (a reference or a stage-1 prediction) and score 2D liver patches.
-PATCH_BUNDLES = (PATCH_VAE_BUNDLE, UNET_BUNDLE)
 
 
 def bundle_root(name: str, allow_external: bool = False) -> Path:

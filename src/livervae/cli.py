@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from livervae import __version__
+from livervae.bundle_names import PATCH_VAE_BUNDLE, TUMOUR_BUNDLE
 from livervae.errors import InputError, LiverVAEError
 
 logger = logging.getLogger("livervae")
@@ -121,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bundle_options(train)
 
     evaluate = commands.add_parser("eval", help="evaluate a trained bundle: metrics.csv, summary.json, overlays")
-    evaluate.add_argument("--bundle", default="liver_tumor_ct_segmentation", help=bundle_names)
+    evaluate.add_argument("--bundle", default=TUMOUR_BUNDLE, help=bundle_names)
     evaluate.add_argument("--data", type=Path, nargs="+", required=True, help=data_help)
     evaluate.add_argument("--fold", type=int, default=0, help="fold to evaluate (default 0)")
     evaluate.add_argument("--split", choices=("val", "all", "train"), default="val", help="which cases (default val)")
@@ -160,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="label map to write: .nii.gz (any input) or .dcm (DICOM-SEG referencing a DICOM series input)",
     )
-    infer.add_argument("--bundle", default="liver_tumor_ct_segmentation", help=bundle_names)
+    infer.add_argument("--bundle", default=TUMOUR_BUNDLE, help=bundle_names)
     infer.add_argument("--series-uid", help="SeriesInstanceUID when the DICOM folder holds several series")
     infer.add_argument(
         "--liver-mask", type=Path, help="patch bundles: liver mask or 0/1/2 label map on the CT's grid (NIfTI)"
@@ -192,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fold k trains on every patient but the k-th (sorted by id) and scores the k-th; writes "
         "<output>/fold<k>/{train,models,eval} and <output>/summary.json with the AUC per fold and pooled.",
     )
-    cv.add_argument("--bundle", default="liver_tumor_patch_vae_classification", help="a patch bundle")
+    cv.add_argument("--bundle", default=PATCH_VAE_BUNDLE, help="a patch bundle")
     cv.add_argument("--data", type=Path, nargs="+", required=True, help=data_help)
     cv.add_argument("--folds", type=int, nargs="+", help="folds to run (default: one per patient)")
     cv.add_argument("--epochs", type=int, help="max classifier/segmentation epochs (default: the bundle's)")

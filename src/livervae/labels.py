@@ -1,8 +1,13 @@
 """The label convention shared by every dataset, bundle and report: 0 background, 1 liver, 2 tumour."""
 
+import numpy as np
+
 BACKGROUND = 0
 LIVER = 1
 TUMOR = 2
 
 LABEL_NAMES: dict[int, str] = {BACKGROUND: "background", LIVER: "liver", TUMOR: "tumor"}
 VALID_LABELS = frozenset(LABEL_NAMES)
+
+# Lesions are 26-connected components (faces, edges and corners touch), as in the LiTS lesion metrics.
+LESION_CONNECTIVITY = np.ones((3, 3, 3), dtype=bool)

@@ -5,7 +5,7 @@ pydicom 3), then `app` and `serve` in the MONAI Label environment (`.venv-monail
 wheel put its sample apps).
 
 The app is a copy of monailabel's `monaibundle` sample app. Each LiverVAE bundle appears as
-`<app>/model/<bundle>/`, made of links into the project's bundle (LICENSE, docs, scripts, metadata.json,
+`<app>/model/<bundle>/`, made of links into the project's bundle (LICENSE, docs, metadata.json,
 logging.conf, and `models/`, so a model retrained in MONAI Label is the one `livervae infer` uses) and of
 generated configs: `inference.json`, `train.json` and `multi_gpu_train.json` are the project's files with the
 settings recorded in `models/model.pt` (spacing, patch size, intensity window, filters) written into their
@@ -29,6 +29,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from livervae.bundle_names import MONAI_LABEL_BUNDLES
 from livervae.errors import InputError, LiverVAEError
 from livervae.io.atomic import write_json_atomic
 from livervae.io.checkpoint import apply_settings
@@ -36,7 +37,7 @@ from livervae.paths import real_case_dir, repo_root
 
 logger = logging.getLogger(__name__)
 
-BUNDLE_NAMES = ("liver_tumor_ct_segmentation", "liver_ct_segmentation")
+BUNDLE_NAMES = MONAI_LABEL_BUNDLES
 SAMPLE_APP = "monaibundle"
 # Configs MONAI Label parses: settings from the checkpoint go into these; other files are linked unchanged.
 GENERATED_CONFIGS = ("inference.json", "train.json", "multi_gpu_train.json")
@@ -92,7 +93,7 @@ def prepare_bundle(source: Path, destination: Path, copy_models: bool = False) -
     """
     settings = recorded_settings(source / "models" / "model.pt")
     (destination / "configs").mkdir(parents=True, exist_ok=True)
-    for name in ("LICENSE", "docs", "scripts"):
+    for name in ("LICENSE", "docs"):
         if (source / name).exists():
             _link(source / name, destination / name)
     models = destination / "models"

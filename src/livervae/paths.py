@@ -30,8 +30,3 @@ def shared_data_dir() -> Path:
 def real_case_dir() -> Path:
     """Return the shipped 3D-IRCADb-01 patient 17 folder (the demo's real CT case)."""
     return shared_data_dir() / "3dircadb1_17"
-
-
-def dcmqi_fixture_dir() -> Path:
-    """Return the dcmqi 3-slice CT series with its DICOM-SEG liver segmentation."""
-    return shared_data_dir() / "dcmqi_ct3slice_liver_seg"

@@ -13,10 +13,9 @@ from matplotlib.patches import Patch
 from nibabel import orientations
 from scipy import ndimage
 
-from livervae.data.summary import LESION_CONNECTIVITY
 from livervae.io.atomic import atomic_path
 from livervae.io.volume import Volume
-from livervae.labels import LIVER, TUMOR
+from livervae.labels import LESION_CONNECTIVITY, LIVER, TUMOR
 
 LIVER_COLOUR = (0.2, 0.8, 0.2, 0.35)
 TUMOUR_COLOUR = (0.95, 0.15, 0.15, 0.6)

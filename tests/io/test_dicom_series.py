@@ -5,10 +5,10 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
+from dicom_export import SeriesIdentity, write_ct_series
 from pydicom.uid import JPEGBaseline8Bit
 
 from livervae.errors import InputError
-from livervae.io.dicom_export import SeriesIdentity, write_ct_series
 from livervae.io.dicom_series import read_dicom_series, scan_dicom_folder
 
 

@@ -75,11 +75,10 @@ from scipy import ndimage, special
 
 from livervae.data.case import Case
 from livervae.io.volume import Volume
-from livervae.labels import BACKGROUND, LIVER, TUMOR
+from livervae.labels import BACKGROUND, LESION_CONNECTIVITY, LIVER, TUMOR
 
 HU_MIN, HU_MAX = -1024, 3071
 # Lesions are 26-connected components of the tumour label, as in LiTS' lesion-wise evaluation.
-_CONNECTIVITY = np.ones((3, 3, 3), dtype=bool)
 # Burden strata per aligned block of cases; any 8 consecutive cases from a multiple of 8 span all of them.
 _STRATA = 8
 # Non-zero tags keep the auxiliary streams apart from the case stream (SeedSequence pads entropy with zeros).
@@ -1038,7 +1037,7 @@ def _paint_lesion(scene: _Scene, lesion: _Placed) -> tuple[Box, np.ndarray, int]
     level = rho / (1.0 + delta)
     inside = level < 1.0
     local = tuple(v - b.start for v, b in zip(lesion.voxel, box))
-    components, _ = ndimage.label(inside, structure=_CONNECTIVITY)
+    components, _ = ndimage.label(inside, structure=LESION_CONNECTIVITY)
     mask = components == components[local]
     scene.paint(box, mask, _T.TUMOUR)
     if plan.blurred:

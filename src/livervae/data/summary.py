@@ -8,10 +8,9 @@ import numpy as np
 from scipy import ndimage
 
 from livervae.io.volume import Volume
-from livervae.labels import LABEL_NAMES, LIVER, TUMOR
+from livervae.labels import LABEL_NAMES, LESION_CONNECTIVITY, LIVER, TUMOR
 
 # Lesions are 26-connected components of the tumour label, as in LiTS' lesion-wise evaluation.
-LESION_CONNECTIVITY = np.ones((3, 3, 3), dtype=bool)
 
 
 def lesion_volumes_ml(tumour: np.ndarray, voxel_ml: float) -> list[float]:

@@ -16,11 +16,6 @@ from livervae.errors import InputError
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz")
 
 
-def is_archive(path: Path) -> bool:
-    """Whether `path` names a zip or tar archive by its suffix."""
-    return path.is_file() and path.name.lower().endswith(ARCHIVE_SUFFIXES)
-
-
 def find_folder_or_archive(parent: Path, stem: str) -> Path | None:
     """Return `parent/stem` as a folder, or the first `parent/stem.<archive suffix>` that exists."""
     folder = parent / stem

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from livervae.data.summary import LESION_CONNECTIVITY
+from livervae.labels import LESION_CONNECTIVITY
 
 DIAMETER_BINS_MM = (("<10mm", 0.0, 10.0), ("10-20mm", 10.0, 20.0), (">20mm", 20.0, math.inf))
 VOLUME_BINS_ML = (("<10cm3", 0.0, 10.0), (">=10cm3", 10.0, math.inf))

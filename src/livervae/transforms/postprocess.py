@@ -12,8 +12,7 @@ from monai.data import MetaTensor
 from monai.transforms import MapTransform
 from scipy import ndimage
 
-from livervae.data.summary import LESION_CONNECTIVITY
-from livervae.labels import LIVER, TUMOR
+from livervae.labels import LESION_CONNECTIVITY, LIVER, TUMOR
 
 
 def remove_small_tumours(label: np.ndarray, min_voxels: int) -> np.ndarray:

@@ -2,10 +2,10 @@ import shutil
 
 import nibabel as nib
 import numpy as np
+from dicom_export import write_ct_series
 
 from livervae.data.formats import SourceOptions
 from livervae.data.formats.dicom import iter_cases
-from livervae.io.dicom_export import write_ct_series
 
 
 def test_real_series_becomes_one_unlabelled_case(real_case):

@@ -2,11 +2,11 @@ import shutil
 
 import numpy as np
 import pytest
+from dicom_export import SeriesIdentity, write_ct_series
 
 from livervae.data.formats import SourceOptions
 from livervae.data.formats.ircadb import iter_cases
 from livervae.errors import InputError
-from livervae.io.dicom_export import SeriesIdentity, write_ct_series
 from livervae.io.volume import Volume
 from livervae.labels import LIVER, TUMOR
 
