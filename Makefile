@@ -45,7 +45,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 ML_BUNDLES ?= liver_tumor_ct_segmentation,liver_ct_segmentation
 ML_LIVER_EPOCHS ?= 10
-ML_TUMOUR_EPOCHS ?= 8
+ML_TUMOR_EPOCHS ?= 8
 LINT_PATHS := src tests data_prep $(wildcard benchmarks bundles/*/scripts)
 
 .PHONY: help install preprocess phantom train eval infer cv ablate bench bench-patch-vae bench-active-contour bench-inference bench-memory bench-training demo \
@@ -185,7 +185,7 @@ monailabel-models: install
 	fi
 	@if [ ! -f bundles/liver_tumor_ct_segmentation/models/model.pt ]; then \
 		$(LIVERVAE) train --bundle liver_tumor_ct_segmentation --data $(ML_DIR)/phantoms --preset cpu \
-			--epochs $(ML_TUMOUR_EPOCHS) --output $(ML_DIR)/train/tumour --set val_interval=4 || exit $$?; \
+			--epochs $(ML_TUMOR_EPOCHS) --output $(ML_DIR)/train/tumour --set val_interval=4 || exit $$?; \
 	fi
 
 ML_DEFAULT_STUDIES := $(ML_DIR)/studies

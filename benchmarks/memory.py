@@ -36,9 +36,9 @@ TARGET_GPU_GIB = 8.0
 
 def invertd_override() -> dict[str, Any]:
     """The tumour bundle's inference override that puts MONAI's `Invertd` back as the source-grid step."""
-    from livervae.bundle import TUMOUR_BUNDLE, bundle_root
+    from livervae.bundle import TUMOR_BUNDLE, bundle_root
 
-    config = json.loads((bundle_root(TUMOUR_BUNDLE) / "configs" / "inference.json").read_text(encoding="utf-8"))
+    config = json.loads((bundle_root(TUMOR_BUNDLE) / "configs" / "inference.json").read_text(encoding="utf-8"))
     steps = config["postprocessing_transforms"]
     index = next(i for i, step in enumerate(steps) if step.get("_target_", "").endswith("SourceGridLabeld"))
     return {

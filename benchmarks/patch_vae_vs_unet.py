@@ -106,9 +106,9 @@ def _child(model: str, fold: int, args: dict[str, Any], out: str, queue: mp.Queu
                 "epochs": epochs,
                 "vae_epochs": _epochs(checkpoints / "vae") if model == "patch_vae" else None,
                 "auc": result["summary"]["auc_pooled"],
-                "tumour_patches": result["summary"]["tumour_patches"],
+                "tumor_patches": result["summary"]["tumor_patches"],
                 "patches": result["summary"]["patches"],
-                "dice": result["summary"].get("tumour_dice_mean"),
+                "dice": result["summary"].get("tumor_dice_mean"),
                 "eval_dir": result["output_dir"],
             }
         )

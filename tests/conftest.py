@@ -93,7 +93,7 @@ def trained(tmp_path_factory):
 
     Shared by the bundle, ablation and inference tests (trained once per session).
     """
-    from livervae.bundle import LIVER_BUNDLE, TUMOUR_BUNDLE, train
+    from livervae.bundle import LIVER_BUNDLE, TUMOR_BUNDLE, train
     from livervae.data.formats import SourceOptions
     from livervae.data.preprocess import preprocess
 
@@ -109,11 +109,11 @@ def trained(tmp_path_factory):
         overrides={**QUICK_TRAINING, "ckpt_dir": str(root / "liver_models")},
     )
     tumour = train(
-        TUMOUR_BUNDLE,
+        TUMOR_BUNDLE,
         data,
         epochs=1,
-        output_dir=root / "tumour",
+        output_dir=root / "tumor",
         preset="cpu",
-        overrides={**QUICK_TRAINING, "ckpt_dir": str(root / "tumour_models"), "liver_model_path": str(liver)},
+        overrides={**QUICK_TRAINING, "ckpt_dir": str(root / "tumor_models"), "liver_model_path": str(liver)},
     )
-    return {"root": root, "data": data, "liver": liver, "tumour": tumour}
+    return {"root": root, "data": data, "liver": liver, "tumor": tumour}

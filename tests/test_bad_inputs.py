@@ -296,7 +296,7 @@ def model_cases(tmp: Path, ct: Volume, trained: dict) -> dict[str, Case]:
     garbage.write_bytes(np.random.default_rng(2).bytes(1000))
     cases["corrupt checkpoint"] = Case(infer("--model", str(garbage)), "garbage.pt", "weights-only checkpoint")
     truncated = tmp / "truncated.pt"
-    data = Path(trained["tumour"]).read_bytes()
+    data = Path(trained["tumor"]).read_bytes()
     truncated.write_bytes(data[: len(data) // 2])
     cases["truncated checkpoint"] = Case(infer("--model", str(truncated)), "truncated.pt", "weights-only checkpoint")
     pickled = tmp / "pickled.pt"
@@ -311,7 +311,7 @@ def model_cases(tmp: Path, ct: Volume, trained: dict) -> dict[str, Case]:
     blocker = tmp / "a_file"
     blocker.write_text("x")
     cases["output folder of infer not writable"] = Case(
-        infer("--model", str(trained["tumour"]), output=blocker / "pred.nii.gz"), "a_file", "not writable|directory"
+        infer("--model", str(trained["tumor"]), output=blocker / "pred.nii.gz"), "a_file", "not writable|directory"
     )
     nan_image = tmp / "nan.nii.gz"
     values = ct.array.astype(np.float32)
@@ -368,7 +368,7 @@ def model_cases(tmp: Path, ct: Volume, trained: dict) -> dict[str, Case]:
             "--fold",
             "7",
             "--set",
-            f"model_path={json.dumps(str(trained['tumour']))}",
+            f"model_path={json.dumps(str(trained['tumor']))}",
         ],
         "",
         "fold",

@@ -28,7 +28,7 @@ def test_eval_metrics_stay_flat_numbers_one_prefix_per_evaluation_set(tmp_path):
     metadata["eval_metrics"], metadata["eval_data"] = {"liver_dice_mean": 0.5}, "an older single record"
     write_json_atomic(metadata_path, metadata, indent=4)
     (tmp_path / "ds").mkdir()
-    summary = {"cases": 2, "liver_dice_mean": 0.91234, "tumour_dice_mean": float("nan"), "lesions": {"detected": 3}}
+    summary = {"cases": 2, "liver_dice_mean": 0.91234, "tumor_dice_mean": float("nan"), "lesions": {"detected": 3}}
     record_eval_metrics(str(bundle), summary, tmp_path / "ds", 0, "all", "phantoms", allow_external=True)
     record_eval_metrics(str(bundle), {**summary, "liver_dice_mean": 0.8}, tmp_path / "ds", 0, "all", "real", None, True)
     record_eval_metrics(str(bundle), {**summary, "liver_dice_mean": 0.7}, tmp_path / "ds", 0, "all", "real", None, True)
@@ -64,3 +64,8 @@ def test_cpu_preset_is_an_overlay_of_keys_the_training_config_has(name):
 def test_an_unknown_preset_names_the_missing_overlay():
     with pytest.raises(InputError, match="gpu8.json: no preset 'gpu8'"):
         preset_configs(LIVER_BUNDLE, "gpu8")
+
+
+def test_metrics_recorded_with_the_old_spelling_read_in_the_new_one():
+    metadata = {"eval_metrics": {"real_ct_tumour_dice_mean": 0.2, "real_ct_liver_dice_mean": 0.8, "other_x": 1.0}}
+    assert recorded_metrics(metadata, "real_ct") == {"tumor_dice_mean": 0.2, "liver_dice_mean": 0.8}

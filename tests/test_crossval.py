@@ -17,8 +17,8 @@ def test_pooled_auc_reads_every_fold(tmp_path):
 def test_format_and_refusals(tmp_path):
     summary = {
         "folds": {
-            "0": {"test_patient": "p0", "patches": 10, "tumour_patches": 0, "auc": None, "train_seconds": 1.0},
-            "1": {"test_patient": "p1", "patches": 12, "tumour_patches": 3, "auc": 0.875, "train_seconds": 2.5},
+            "0": {"test_patient": "p0", "patches": 10, "tumor_patches": 0, "auc": None, "train_seconds": 1.0},
+            "1": {"test_patient": "p1", "patches": 12, "tumor_patches": 3, "auc": 0.875, "train_seconds": 2.5},
         },
         "auc_pooled": 0.8,
     }

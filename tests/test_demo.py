@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from livervae.bundle import TUMOUR_BUNDLE, recorded_metrics
+from livervae.bundle import TUMOR_BUNDLE, recorded_metrics
 from livervae.demo import run_demo, shipped_model
 from livervae.errors import InputError
 from livervae.paths import repo_root
@@ -26,9 +26,9 @@ def test_demo_prepares_the_real_case_and_phantoms(tmp_path, real_case, capsys):
 def test_demo_with_the_shipped_weights_prints_the_recorded_real_ct_dice(tmp_path, real_case, capsys):
     run_demo(tmp_path / "demo", n_phantoms=2)
     printed = capsys.readouterr().out
-    metadata = json.loads((repo_root() / "bundles" / TUMOUR_BUNDLE / "configs" / "metadata.json").read_text())
+    metadata = json.loads((repo_root() / "bundles" / TUMOR_BUNDLE / "configs" / "metadata.json").read_text())
     recorded = recorded_metrics(metadata, "real_ct_3dircadb1_17")
-    assert f"liver Dice {recorded['liver_dice_mean']:.3f}, tumour Dice {recorded['tumour_dice_mean']:.3f}" in printed
+    assert f"liver Dice {recorded['liver_dice_mean']:.3f}, tumour Dice {recorded['tumor_dice_mean']:.3f}" in printed
     assert f"model: {shipped_model()}" in printed and "unseen phantoms (shipped weights" in printed
     report = json.loads((tmp_path / "demo" / "real_prediction" / "metrics" / "summary.json").read_text())
     assert report["summary"]["liver_dice_mean"] == pytest.approx(recorded["liver_dice_mean"], abs=5e-5)
@@ -51,6 +51,6 @@ def test_demo_command_trains_briefly_end_to_end(tmp_path, real_case):
     assert result.returncode == 0, result.stderr
     assert "real case prepared in" in result.stdout and "8 phantoms" in result.stdout
     assert "real CT (3D-IRCADb-01 patient 17" in result.stdout and "held-out phantoms (fold 0" in result.stdout
-    trained = tmp_path / "demo" / "models" / "tumour" / "model.pt"
+    trained = tmp_path / "demo" / "models" / "tumor" / "model.pt"
     assert f"model: {trained}" in result.stdout and trained.is_file()
     assert (tmp_path / "demo" / "real_prediction" / "3dircadb1_17_seg.png").is_file()

@@ -32,7 +32,7 @@ from livervae.paths import repo_root
 pytestmark = [pytest.mark.monailabel, pytest.mark.timeout(3600)]
 
 VENV_VARIABLE = "LIVERVAE_MONAILABEL_VENV"
-TUMOUR = "liver_tumor_ct_segmentation"
+TUMOR = "liver_tumor_ct_segmentation"
 LIVER = "liver_ct_segmentation"
 START_TIMEOUT_S = 600
 TIMINGS: dict[str, float] = {}
@@ -75,7 +75,7 @@ def server(venv, real_case, tmp_path_factory):
         check=True,
     )
     port = _free_port()
-    command, environment = server_command(app, studies, "127.0.0.1", port, (TUMOUR, LIVER), prefix=venv)
+    command, environment = server_command(app, studies, "127.0.0.1", port, (TUMOR, LIVER), prefix=venv)
     log_path = root / "server.log"
     with open(log_path, "w") as log:
         start = time.perf_counter()
@@ -112,20 +112,20 @@ def server(venv, real_case, tmp_path_factory):
 
 def test_info_lists_the_bundles_with_their_labels(server):
     info = server["info"]
-    assert info["models"][TUMOUR]["labels"] == {"liver": 1, "tumor": 2}
+    assert info["models"][TUMOR]["labels"] == {"liver": 1, "tumor": 2}
     assert info["models"][LIVER]["labels"] == {"liver": 1}
-    assert info["models"][TUMOUR]["type"] == "segmentation"
+    assert info["models"][TUMOR]["type"] == "segmentation"
     assert not any(name.startswith("sam") for name in info["models"])  # offline: no SAM2
-    for name in (TUMOUR, LIVER):
+    for name in (TUMOR, LIVER):
         assert info["trainers"][name]["config"]["model_filename"] == ["model.pt"]  # no auxiliary weights listed
 
 
-def test_infer_segments_the_real_ct_into_liver_and_tumour(server, real_case, tmp_path):
+def test_infer_segments_the_real_ct_into_liver_and_tumor(server, real_case, tmp_path):
     query = urllib.parse.urlencode({"image": REAL_STUDY, "output": "image"})
     form = urllib.parse.urlencode({"params": json.dumps({"device": "cpu"})}).encode()
     start = time.perf_counter()
     body = _request(
-        f"{server['base']}/infer/{TUMOUR}?{query}",
+        f"{server['base']}/infer/{TUMOR}?{query}",
         data=form,
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
@@ -142,7 +142,7 @@ def test_infer_segments_the_real_ct_into_liver_and_tumour(server, real_case, tmp
     liver = np.asarray(nib.load(str(real_case / "nifti" / "liver.nii.gz")).dataobj) > 0
     dice = 2 * float(np.logical_and(label > 0, liver).sum()) / float((label > 0).sum() + liver.sum())
     TIMINGS["infer_liver_dice_vs_reference"] = round(dice, 3)
-    TIMINGS["infer_voxels"] = {name: int((label == v).sum()) for v, name in ((1, "liver"), (2, "tumour"))}
+    TIMINGS["infer_voxels"] = {name: int((label == v).sum()) for v, name in ((1, "liver"), (2, "tumor"))}
 
 
 def _digest(path: Path) -> str:
@@ -150,14 +150,14 @@ def _digest(path: Path) -> str:
 
 
 def test_train_runs_one_epoch_on_the_studies_and_writes_a_checkpoint(server):
-    bundle = server["app"] / "model" / TUMOUR
+    bundle = server["app"] / "model" / TUMOR
     model = bundle / "models" / "model.pt"
     before = _digest(model)
     settings = torch.load(model, map_location="cpu", weights_only=True)["settings"]
     params = {"max_epochs": 1, "device": "cpu", "val_split": 0.2, "multi_gpu": False, "pretrained": True}
     start = time.perf_counter()
     _request(
-        f"{server['base']}/train/{TUMOUR}?run_sync=true",
+        f"{server['base']}/train/{TUMOR}?run_sync=true",
         data=json.dumps(params).encode(),
         headers={"Content-Type": "application/json"},
     )
@@ -168,6 +168,6 @@ def test_train_runs_one_epoch_on_the_studies_and_writes_a_checkpoint(server):
     assert sorted(p.name for p in (bundle / "models").iterdir()) == ["model.pt"]
     checkpoint = torch.load(model, map_location="cpu", weights_only=True)
     keys = set(checkpoint["model"])
-    assert any(k.startswith("liver_net.") for k in keys) and any(k.startswith("tumour_net.") for k in keys)
+    assert any(k.startswith("liver_net.") for k in keys) and any(k.startswith("tumor_net.") for k in keys)
     assert checkpoint["settings"] == settings  # fine-tuned at the settings the model was trained with
     assert "validating on the 1 training case(s)" in log  # one labelled study: no validation split

@@ -36,10 +36,10 @@ def test_views_are_the_widest_liver_slice_the_largest_lesion_and_a_coronal_one()
         View("axial", 7, "largest lesion"),
         View("coronal", coronal, "largest liver area"),
     ]
-    no_tumour = np.where(label == 2, 1, label).astype(np.uint8)
-    assert [v.reason for v in choose_views(no_tumour)] == ["largest liver area", "largest liver area"]
+    no_tumor = np.where(label == 2, 1, label).astype(np.uint8)
+    assert [v.reason for v in choose_views(no_tumor)] == ["largest liver area", "largest liver area"]
     # A reference without tumour borrows the lesion of the prediction it is drawn beside.
-    assert choose_views(no_tumour, fallback=label)[1] == View("axial", 7, "largest lesion")
+    assert choose_views(no_tumor, fallback=label)[1] == View("axial", 7, "largest lesion")
     empty = np.zeros((4, 6, 8), np.uint8)
     assert choose_views(empty) == [
         View("axial", 4, "middle slice, no liver"),

@@ -78,7 +78,7 @@ def test_no_identifier_reaches_any_output(identified_collection, trained, tmp_pa
     train = ["train", "--bundle", "liver_ct_segmentation", "--data", str(dataset), "--preset", "cpu", "--epochs", "1"]
     train += ["--output", str(run), "--set", "val_interval=1", "--set", f"ckpt_dir={json.dumps(str(run / 'models'))}"]
     assert main(train) == 0
-    model = json.dumps(str(trained["tumour"]))
+    model = json.dumps(str(trained["tumor"]))
     assert (
         main(
             [
@@ -97,7 +97,7 @@ def test_no_identifier_reaches_any_output(identified_collection, trained, tmp_pa
     )
     for suffix in ("nii.gz", "dcm"):
         out = predictions / f"seg.{suffix}"
-        assert main(["infer", "-i", str(studies[0]), "-o", str(out), "--model", str(trained["tumour"])]) == 0
+        assert main(["infer", "-i", str(studies[0]), "-o", str(out), "--model", str(trained["tumor"])]) == 0
 
     written = [p for folder in (dataset, run, evaluation, predictions) for p in folder.rglob("*") if p.is_file()]
     kinds = {p.suffix for p in written}

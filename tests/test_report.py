@@ -12,7 +12,7 @@ def test_table_has_a_row_per_case_and_dashes_for_unlabelled():
                 "hu_range": [-1000, 900],
                 "labelled": True,
                 "liver_ml": 1500.04,
-                "tumour_ml": 12.34,
+                "tumor_ml": 12.34,
                 "lesion_count": 3,
                 "severity": 0.25,
                 "fold": 1,

@@ -15,22 +15,23 @@ import os
 from pathlib import Path
 from typing import Any
 
-from livervae.bundle import TUMOUR_BUNDLE, evaluate
+from livervae.bundle import TUMOR_BUNDLE, evaluate
 from livervae.io.atomic import write_json_atomic, write_text_atomic
+from livervae.labels import current_key
 
 logger = logging.getLogger(__name__)
 
 # (summary key, lesion-summary key) -> column title; None marks a key of the top-level summary.
 COLUMNS: tuple[tuple[str | None, str, str], ...] = (
-    (None, "tumour_dice_mean", "tumour Dice (mean)"),
-    (None, "tumour_dice_global", "tumour Dice (global)"),
+    (None, "tumor_dice_mean", "tumour Dice (mean)"),
+    (None, "tumor_dice_global", "tumour Dice (global)"),
     ("lesions", "recall", "lesion recall"),
     ("lesions", "precision", "lesion precision"),
     ("lesions", "recall_<10mm", "recall <10 mm"),
     ("lesions", "recall_10-20mm", "recall 10-20 mm"),
     ("lesions", "recall_>20mm", "recall >20 mm"),
-    (None, "tumour_hd95_mm_mean", "tumour HD95 mm"),
-    (None, "tumour_assd_mm_mean", "tumour ASSD mm"),
+    (None, "tumor_hd95_mm_mean", "tumour HD95 mm"),
+    (None, "tumor_assd_mm_mean", "tumour ASSD mm"),
     (None, "liver_dice_mean", "liver Dice"),
 )
 
@@ -78,7 +79,7 @@ def run_ablation(
                 settings["model_path"] = str(model_path)
             folder = out / _slug(name) / ("with_refinement" if refined else "without_refinement")
             logger.info("ablation: %s, refinement %s", name, "on" if refined else "off")
-            summary = evaluate(TUMOUR_BUNDLE, dataset, fold, split, folder, device, settings)["summary"]
+            summary = evaluate(TUMOR_BUNDLE, dataset, fold, split, folder, device, settings)["summary"]
             row: dict[str, Any] = {"dataset": name, "refinement": refined, "cases": summary.get("cases")}
             row.update({key: _value(summary, group, key) for group, key, _ in COLUMNS})
             rows.append(row)
@@ -104,5 +105,7 @@ def _slug(name: str) -> str:
 
 
 def load_ablation(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read an `ablation.json` back."""
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    """Read an `ablation.json` back (one written before the "tumor" spelling too)."""
+    saved = json.loads(Path(path).read_text(encoding="utf-8"))
+    saved["rows"] = [{current_key(k): v for k, v in row.items()} for row in saved.get("rows", [])]
+    return saved

@@ -23,12 +23,13 @@ from livervae.bundle_names import (  # noqa: F401
     LIVER_BUNDLE,
     PATCH_BUNDLES,
     PATCH_VAE_BUNDLE,
-    TUMOUR_BUNDLE,
+    TUMOR_BUNDLE,
     UNET_BUNDLE,
 )
 from livervae.errors import InputError
 from livervae.io.checkpoint import apply_settings, load_model_weights, read_checkpoint
 from livervae.io.volume import Volume
+from livervae.labels import current_key
 from livervae.paths import repo_root
 
 logger = logging.getLogger(__name__)
@@ -267,7 +268,7 @@ class BundlePredictor:
 
     def __init__(
         self,
-        name: str = TUMOUR_BUNDLE,
+        name: str = TUMOR_BUNDLE,
         model_path: str | os.PathLike[str] | None = None,
         device: str | None = None,
         overrides: dict[str, Any] | None = None,
@@ -326,7 +327,9 @@ def recorded_metrics(metadata: dict[str, Any], label: str) -> dict[str, float]:
     """The `eval_metrics` of one evaluation set of a bundle's metadata, prefix removed (see `record_eval_metrics`)."""
     prefix = f"{label}_"
     return {
-        key[len(prefix) :]: value for key, value in metadata.get("eval_metrics", {}).items() if key.startswith(prefix)
+        current_key(key[len(prefix) :]): value
+        for key, value in metadata.get("eval_metrics", {}).items()
+        if key.startswith(prefix)
     }
 
 
@@ -357,7 +360,7 @@ def record_eval_metrics(
     root = bundle_root(name, allow_external)
     path = root / "configs" / "metadata.json"
     metadata = json.loads(path.read_text(encoding="utf-8"))
-    keys = ("liver_dice_mean", "tumour_dice_mean", "tumour_dice_global", "liver_hd95_mm_mean", "tumour_hd95_mm_mean")
+    keys = ("liver_dice_mean", "tumor_dice_mean", "tumor_dice_global", "liver_hd95_mm_mean", "tumor_hd95_mm_mean")
     keys += ("auc_pooled",)
     metrics = {
         k: round(float(summary[k]), 4) for k in keys if summary.get(k) is not None and not math.isnan(float(summary[k]))

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from livervae import __version__
-from livervae.bundle_names import PATCH_VAE_BUNDLE, TUMOUR_BUNDLE
+from livervae.bundle_names import PATCH_VAE_BUNDLE, TUMOR_BUNDLE
 from livervae.errors import InputError, LiverVAEError
 
 logger = logging.getLogger("livervae")
@@ -122,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bundle_options(train)
 
     evaluate = commands.add_parser("eval", help="evaluate a trained bundle: metrics.csv, summary.json, overlays")
-    evaluate.add_argument("--bundle", default=TUMOUR_BUNDLE, help=bundle_names)
+    evaluate.add_argument("--bundle", default=TUMOR_BUNDLE, help=bundle_names)
     evaluate.add_argument("--data", type=Path, nargs="+", required=True, help=data_help)
     evaluate.add_argument("--fold", type=int, default=0, help="fold to evaluate (default 0)")
     evaluate.add_argument("--split", choices=("val", "all", "train"), default="val", help="which cases (default val)")
@@ -161,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="label map to write: .nii.gz (any input) or .dcm (DICOM-SEG referencing a DICOM series input)",
     )
-    infer.add_argument("--bundle", default=TUMOUR_BUNDLE, help=bundle_names)
+    infer.add_argument("--bundle", default=TUMOR_BUNDLE, help=bundle_names)
     infer.add_argument("--series-uid", help="SeriesInstanceUID when the DICOM folder holds several series")
     infer.add_argument(
         "--liver-mask", type=Path, help="patch bundles: liver mask or 0/1/2 label map on the CT's grid (NIfTI)"
@@ -213,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     mode.add_argument("--no-train", action="store_true", help="only prepare the data (no inference)")
     demo.add_argument("--liver-epochs", type=int, default=10, help="--train: stage-1 epochs (default 10)")
-    demo.add_argument("--tumour-epochs", type=int, default=8, help="--train: stage-2 epochs (default 8)")
+    demo.add_argument("--tumor-epochs", type=int, default=8, help="--train: stage-2 epochs (default 8)")
     return parser
 
 
@@ -357,7 +357,7 @@ def _run(args: argparse.Namespace) -> int:
         from livervae.demo import run_demo
 
         mode = "train" if args.train else "prepare" if args.no_train else "shipped"
-        run_demo(args.out, args.phantoms, mode, args.liver_epochs, args.tumour_epochs)
+        run_demo(args.out, args.phantoms, mode, args.liver_epochs, args.tumor_epochs)
         return 0
     raise AssertionError(f"unhandled command {args.command}")
 

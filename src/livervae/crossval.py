@@ -95,10 +95,10 @@ def run_cv(
             str(f): {
                 "test_patient": patients[f],
                 "auc": r["auc_pooled"],
-                "tumour_patches": r["tumour_patches"],
+                "tumor_patches": r["tumor_patches"],
                 "patches": r["patches"],
                 "train_seconds": r["train_seconds"],
-                **{k: r[k] for k in ("tumour_dice_mean",) if k in r},
+                **{k: r[k] for k in ("tumor_dice_mean",) if k in r},
             }
             for f, r in results.items()
         },
@@ -110,10 +110,10 @@ def run_cv(
 
 def format_cv(summary: dict[str, Any]) -> str:
     """A small table: one line per fold, then the pooled AUC."""
-    lines = [f"{'fold':>4}  {'test patient':<16} {'patches':>8} {'tumour':>7} {'AUC':>6} {'train s':>8}"]
+    lines = [f"{'fold':>4}  {'test patient':<16} {'patches':>8} {'tumor':>7} {'AUC':>6} {'train s':>8}"]
     for fold, r in summary["folds"].items():
         auc = "n/a" if r["auc"] is None else f"{r['auc']:.3f}"
-        counts = f"{r['patches']:>8} {r['tumour_patches']:>7}"
+        counts = f"{r['patches']:>8} {r['tumor_patches']:>7}"
         lines.append(f"{fold:>4}  {r['test_patient']:<16} {counts} {auc:>6} {r['train_seconds']:>8.1f}")
     pooled = summary["auc_pooled"]
     lines.append(f"pooled AUC over {len(summary['folds'])} fold(s): {'n/a' if pooled is None else f'{pooled:.3f}'}")

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from livervae.bundle import LIVER_BUNDLE, TUMOUR_BUNDLE, BundlePredictor, evaluate, train
+from livervae.bundle import LIVER_BUNDLE, TUMOR_BUNDLE, BundlePredictor, evaluate, train
 from livervae.data.formats import SourceOptions
 from livervae.data.preprocess import preprocess
 from livervae.errors import InputError
@@ -36,7 +36,7 @@ DEMO_MODES = ("shipped", "train", "prepare")
 
 def shipped_model() -> Path:
     """The two-stage bundle's shipped weights (both stages in one checkpoint)."""
-    return repo_root() / "bundles" / TUMOUR_BUNDLE / "models" / "model.pt"
+    return repo_root() / "bundles" / TUMOR_BUNDLE / "models" / "model.pt"
 
 
 def _overlays(dataset: Path, out: Path, title_prefix: str, limit: int) -> list[Path]:
@@ -70,7 +70,7 @@ def prepare(out: Path, n_phantoms: int) -> dict[str, float]:
     return timings
 
 
-def train_both(out: Path, liver_epochs: int, tumour_epochs: int) -> tuple[Path, Path, dict[str, float]]:
+def train_both(out: Path, liver_epochs: int, tumor_epochs: int) -> tuple[Path, Path, dict[str, float]]:
     """Train stage 1 then stage 2 on the demo phantoms (CPU preset); models go under `out/models`."""
     timings = {}
     start = time.perf_counter()
@@ -85,25 +85,25 @@ def train_both(out: Path, liver_epochs: int, tumour_epochs: int) -> tuple[Path, 
     timings["liver_training_s"] = round(time.perf_counter() - start, 1)
     start = time.perf_counter()
     tumour = train(
-        TUMOUR_BUNDLE,
+        TUMOR_BUNDLE,
         out / "phantoms",
-        epochs=tumour_epochs,
-        output_dir=out / "runs" / "tumour",
+        epochs=tumor_epochs,
+        output_dir=out / "runs" / "tumor",
         preset="cpu",
         overrides={
-            "ckpt_dir": str(out / "models" / "tumour"),
+            "ckpt_dir": str(out / "models" / "tumor"),
             "liver_model_path": str(liver),
-            "val_interval": max(1, tumour_epochs // 4),
+            "val_interval": max(1, tumor_epochs // 4),
         },
     )
-    timings["tumour_training_s"] = round(time.perf_counter() - start, 1)
+    timings["tumor_training_s"] = round(time.perf_counter() - start, 1)
     return liver, tumour, timings
 
 
-def score_real_case(out: Path, tumour_model: Path, device: str = "cpu") -> dict[str, Any]:
+def score_real_case(out: Path, tumor_model: Path, device: str = "cpu") -> dict[str, Any]:
     """Segment the real CT with the two-stage model and score it against the 3D-IRCADb reference."""
     image_path = out / "real" / "images" / f"{REAL_CASE}.nii.gz"
-    predictor = BundlePredictor(TUMOUR_BUNDLE, model_path=tumour_model, device=device)
+    predictor = BundlePredictor(TUMOR_BUNDLE, model_path=tumor_model, device=device)
     summary = infer(image_path, out / "real_prediction" / f"{REAL_CASE}_seg.nii.gz", predictor=predictor)
     print("real CT: " + format_summary(summary))
     image = load_nifti(image_path)
@@ -127,7 +127,7 @@ def run_demo(
     n_phantoms: int = 8,
     mode: str = "shipped",
     liver_epochs: int = 10,
-    tumour_epochs: int = 8,
+    tumor_epochs: int = 8,
 ) -> dict[str, float]:
     """Run the demo under `out` and print what it did; return timings in seconds.
 
@@ -136,7 +136,7 @@ def run_demo(
         n_phantoms: phantom cases to generate and score.
         mode: "shipped" scores the shipped weights, "train" trains both stages briefly first and scores those,
             "prepare" only prepares the data and its overlays.
-        liver_epochs, tumour_epochs: the brief training's epochs ("train" only).
+        liver_epochs, tumor_epochs: the brief training's epochs ("train" only).
 
     Raises:
         InputError: an unknown mode, or "shipped" without the shipped weights.
@@ -156,7 +156,7 @@ def run_demo(
     print("overlays of the inputs: " + ", ".join(str(p) for p in overlays))
     if mode != "prepare":
         if mode == "train":
-            _, model, train_timings = train_both(out, liver_epochs, tumour_epochs)
+            _, model, train_timings = train_both(out, liver_epochs, tumor_epochs)
             timings.update(train_timings)
             split, phantom_note = "val", "held-out phantoms (fold 0, held out of the brief training"
         else:
@@ -164,7 +164,7 @@ def run_demo(
         print(f"model: {model}")
         eval_start = time.perf_counter()
         phantom_eval = evaluate(
-            TUMOUR_BUNDLE,
+            TUMOR_BUNDLE,
             out / "phantoms",
             fold=0,
             split=split,
@@ -178,12 +178,12 @@ def run_demo(
         timings["real_case_inference_s"] = round(time.perf_counter() - real_start, 1)
         print(
             f"{phantom_note}; {phantom_eval['cases']} cases): liver Dice "
-            f"{phantom_eval['liver_dice_mean']:.3f}, tumour Dice {phantom_eval['tumour_dice_mean']:.3f} "
-            f"(global {phantom_eval['tumour_dice_global']:.3f})"
+            f"{phantom_eval['liver_dice_mean']:.3f}, tumour Dice {phantom_eval['tumor_dice_mean']:.3f} "
+            f"(global {phantom_eval['tumor_dice_global']:.3f})"
         )
         print(
             f"real CT ({IRCAD_ATTRIBUTION}; never in training): liver Dice {real['liver_dice_mean']:.3f}, "
-            f"tumour Dice {real['tumour_dice_mean']:.3f}, lesions detected "
+            f"tumour Dice {real['tumor_dice_mean']:.3f}, lesions detected "
             f"{real['lesions']['detected']}/{real['lesions']['reference_lesions']}"
         )
         print(f"look first at: {out / 'real_prediction' / 'metrics' / (REAL_CASE + '_vs_reference.png')}")

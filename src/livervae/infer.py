@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from livervae.bundle import TUMOUR_BUNDLE, BundlePredictor
+from livervae.bundle import TUMOR_BUNDLE, BundlePredictor
 from livervae.data.summary import summarise_case
 from livervae.data.validation import check_ct_image
 from livervae.errors import InputError
@@ -80,7 +80,7 @@ def check_output_name(source: Path, output: Path) -> None:
 def infer(
     input_path: str | os.PathLike[str],
     output_path: str | os.PathLike[str],
-    bundle: str = TUMOUR_BUNDLE,
+    bundle: str = TUMOR_BUNDLE,
     series_uid: str | None = None,
     device: str | None = None,
     predictor: BundlePredictor | None = None,
@@ -129,7 +129,7 @@ def infer(
 def format_summary(summary: dict[str, Any]) -> str:
     """One line: volumes, lesion count, time and where the outputs are."""
     text = (
-        f"liver {summary['liver_ml']:.1f} mL, tumour {summary['tumour_ml']:.1f} mL in "
+        f"liver {summary['liver_ml']:.1f} mL, tumour {summary['tumor_ml']:.1f} mL in "
         f"{summary['lesion_count']} lesion(s); {summary['seconds']:.1f} s -> {summary['output']}"
     )
     return text + (f" (overlay {summary['overlay']})" if "overlay" in summary else "")

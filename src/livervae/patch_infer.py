@@ -6,8 +6,8 @@ CT's grid and written only when the whole run succeeded (staged in a hidden fold
 renamed):
 
 - patch VAE: `<out>` tumour probability map, `<stem>_uncertainty.nii.gz` (variance over latent samples),
-  `<stem>_tumour_coordinates.json` (predicted tumour centres of the patches at or above the decision threshold);
-- U-Net baselines: `<out>` binary tumour mask (closed), `<stem>_tumour_probability.nii.gz`.
+  `<stem>_tumor_coordinates.json` (predicted tumour centres of the patches at or above the decision threshold);
+- U-Net baselines: `<out>` binary tumour mask (closed), `<stem>_tumor_probability.nii.gz`.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from livervae.io.nifti import load_nifti, save_nifti
 
 # bundle output postfix -> name of the file next to the main output ("" is the main output itself)
 _OUTPUTS = {
-    PATCH_VAE_BUNDLE: {"tumour_probability": "", "uncertainty": "_uncertainty"},
-    UNET_BUNDLE: {"tumour_seg": "", "tumour_probability": "_tumour_probability"},
+    PATCH_VAE_BUNDLE: {"tumor_probability": "", "uncertainty": "_uncertainty"},
+    UNET_BUNDLE: {"tumor_seg": "", "tumor_probability": "_tumor_probability"},
 }
 
 
@@ -115,9 +115,9 @@ def infer_patches(
             if len(found) != 1:
                 raise RuntimeError(f"inference wrote {len(found)} '{postfix}' maps, expected 1")
             targets[found[0]] = output if not suffix else output.with_name(f"{_stem(output)}{suffix}.nii.gz")
-        coordinates = results / "case_tumour_coordinates.json"
+        coordinates = results / "case_tumor_coordinates.json"
         if coordinates.is_file():
-            targets[coordinates] = output.with_name(f"{_stem(output)}_tumour_coordinates.json")
+            targets[coordinates] = output.with_name(f"{_stem(output)}_tumor_coordinates.json")
         report = json.loads((results / "summary.json").read_text())
         for src, dst in targets.items():
             os.replace(src, dst)

@@ -18,8 +18,8 @@ from livervae.io.volume import Volume
 from livervae.labels import LESION_CONNECTIVITY, LIVER, TUMOR
 
 LIVER_COLOUR = (0.2, 0.8, 0.2, 0.35)
-TUMOUR_COLOUR = (0.95, 0.15, 0.15, 0.6)
-LABEL_COLOURS = ListedColormap([(0, 0, 0, 0), LIVER_COLOUR, TUMOUR_COLOUR])
+TUMOR_COLOUR = (0.95, 0.15, 0.15, 0.6)
+LABEL_COLOURS = ListedColormap([(0, 0, 0, 0), LIVER_COLOUR, TUMOR_COLOUR])
 HU_WINDOW = (-160.0, 240.0)  # abdominal soft-tissue window (W 400, L 40): liver and lesions both visible
 
 
@@ -164,7 +164,7 @@ def save_overlay_png(
                 )
             ax.set_title(f"{name}: {view.plane} slice {view.index}\n({view.reason})", fontsize=9)
             ax.axis("off")
-    legend = [Patch(color=LIVER_COLOUR[:3], label="liver"), Patch(color=TUMOUR_COLOUR[:3], label="tumour")]
+    legend = [Patch(color=LIVER_COLOUR[:3], label="liver"), Patch(color=TUMOR_COLOUR[:3], label="tumor")]
     window = f"CT window {HU_WINDOW[0]:.0f} to {HU_WINDOW[1]:.0f} HU (W 400 / L 40), patient's right on the left"
     fig.suptitle(f"{title}\n{window}" if title else window, fontsize=10)
     if maps:

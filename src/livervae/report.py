@@ -29,7 +29,7 @@ def _row(case_id: str, s: dict[str, Any]) -> list[str]:
         s["orientation"],
         f"{s['hu_range'][0]:.0f}..{s['hu_range'][1]:.0f}",
         f"{s['liver_ml']:.1f}" if labelled else "-",
-        f"{s['tumour_ml']:.1f}" if labelled else "-",
+        f"{s['tumor_ml']:.1f}" if labelled else "-",
         str(s["lesion_count"]) if labelled else "-",
         "-" if severity is None else f"{severity:.3f}",
         str(s.get("fold", "-")),

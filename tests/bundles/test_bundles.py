@@ -13,7 +13,7 @@ import pytest
 import torch
 from monai.bundle import ConfigWorkflow, verify_metadata, verify_net_in_out
 
-from livervae.bundle import LIVER_BUNDLE, TUMOUR_BUNDLE, BundlePredictor, bundle_root, evaluate, train
+from livervae.bundle import LIVER_BUNDLE, TUMOR_BUNDLE, BundlePredictor, bundle_root, evaluate, train
 from livervae.errors import InputError
 from livervae.infer import infer
 from livervae.paths import repo_root
@@ -35,17 +35,17 @@ def _workflow(name, config, workflow_type, **override):
 
 def test_checkpoints_hold_weights_and_settings(trained):
     liver = torch.load(trained["liver"], weights_only=True)
-    tumour = torch.load(trained["tumour"], weights_only=True)
+    tumour = torch.load(trained["tumor"], weights_only=True)
     assert liver["settings"]["pixdim"] == [4.0, 4.0, 4.0] and liver["settings"]["init_filters"] == 8
     keys = set(tumour["model"])
-    assert any(k.startswith("liver_net.") for k in keys) and any(k.startswith("tumour_net.") for k in keys)
+    assert any(k.startswith("liver_net.") for k in keys) and any(k.startswith("tumor_net.") for k in keys)
     assert tumour["settings"]["liver_pixdim"] == liver["settings"]["pixdim"]
 
 
-@pytest.mark.parametrize("name", [LIVER_BUNDLE, TUMOUR_BUNDLE])
+@pytest.mark.parametrize("name", [LIVER_BUNDLE, TUMOR_BUNDLE])
 def test_required_properties_are_present(trained, name, tmp_path):
     overrides = {"dataset_dir": str(trained["data"]), "output_dir": str(tmp_path), "ckpt_dir": str(tmp_path)}
-    if name == TUMOUR_BUNDLE:
+    if name == TUMOR_BUNDLE:
         overrides.update(
             liver_model_path=str(trained["liver"]),
             liver_init_filters=8,
@@ -56,13 +56,13 @@ def test_required_properties_are_present(trained, name, tmp_path):
     assert _workflow(name, "inference.json", "infer", dataset_dir=str(trained["data"])).check_properties() == []
 
 
-@pytest.mark.parametrize("name", [LIVER_BUNDLE, TUMOUR_BUNDLE])
+@pytest.mark.parametrize("name", [LIVER_BUNDLE, TUMOR_BUNDLE])
 def test_metadata_verifies_offline_and_network_in_out(name):
     configs = bundle_root(name) / "configs"
     verify_metadata(
         meta_file=str(configs / "metadata.json"), filepath=str(repo_root() / "bundles" / "metadata_schema.json")
     )
-    extra = {"liver_init_filters": 8} if name == TUMOUR_BUNDLE else {}
+    extra = {"liver_init_filters": 8} if name == TUMOR_BUNDLE else {}
     verify_net_in_out(
         net_id="network_def",
         meta_file=str(configs / "metadata.json"),
@@ -75,12 +75,12 @@ def test_metadata_verifies_offline_and_network_in_out(name):
     )
     metadata = json.loads((configs / "metadata.json").read_text())
     assert metadata["network_data_format"]["outputs"]["pred"]["channel_def"] == (
-        {"0": "background", "1": "liver", "2": "tumor"} if name == TUMOUR_BUNDLE else {"0": "background", "1": "liver"}
+        {"0": "background", "1": "liver", "2": "tumor"} if name == TUMOR_BUNDLE else {"0": "background", "1": "liver"}
     )
 
 
 def test_multi_gpu_config_overrides_the_training_config():
-    for name in (LIVER_BUNDLE, TUMOUR_BUNDLE):
+    for name in (LIVER_BUNDLE, TUMOR_BUNDLE):
         configs = bundle_root(name) / "configs"
         multi = json.loads((configs / "multi_gpu_train.json").read_text())
         train_config = json.loads((configs / "train.json").read_text())
@@ -92,7 +92,7 @@ def test_multi_gpu_config_overrides_the_training_config():
 
 def test_round_trip_on_a_phantom_keeps_the_input_grid(trained, tmp_path):
     predictor = BundlePredictor(
-        TUMOUR_BUNDLE, model_path=trained["tumour"], device="cpu", overrides={"active_contour": False}
+        TUMOR_BUNDLE, model_path=trained["tumor"], device="cpu", overrides={"active_contour": False}
     )
     source = trained["data"] / "images" / "phantom_001.nii.gz"
     summary = infer(source, tmp_path / "pred.nii.gz", predictor=predictor)
@@ -104,7 +104,7 @@ def test_round_trip_on_a_phantom_keeps_the_input_grid(trained, tmp_path):
 
 def test_real_ct_from_dicom_keeps_the_input_grid(trained, real_case, tmp_path):
     predictor = BundlePredictor(
-        TUMOUR_BUNDLE, model_path=trained["tumour"], device="cpu", overrides={"active_contour": False}
+        TUMOR_BUNDLE, model_path=trained["tumor"], device="cpu", overrides={"active_contour": False}
     )
     infer(real_case / "PATIENT_DICOM", tmp_path / "real.nii.gz", predictor=predictor, overlay=False)
     out, ref = nib.load(str(tmp_path / "real.nii.gz")), nib.load(str(real_case / "nifti" / "ct.nii.gz"))
@@ -119,7 +119,7 @@ def test_real_ct_from_dicom_to_dicom_seg(trained, real_case, tmp_path, caplog, c
     from livervae.io.dicom_series import read_dicom_series
 
     predictor = BundlePredictor(
-        TUMOUR_BUNDLE, model_path=trained["tumour"], device="cpu", overrides={"active_contour": False}
+        TUMOR_BUNDLE, model_path=trained["tumor"], device="cpu", overrides={"active_contour": False}
     )
     with caplog.at_level("DEBUG"):
         summary = infer(real_case / "PATIENT_DICOM", tmp_path / "seg.dcm", predictor=predictor, overlay=False)
@@ -138,12 +138,12 @@ def test_real_ct_from_dicom_to_dicom_seg(trained, real_case, tmp_path, caplog, c
 
 def test_evaluation_writes_the_report(trained, tmp_path):
     result = evaluate(
-        TUMOUR_BUNDLE,
+        TUMOR_BUNDLE,
         trained["data"],
         fold=0,
         output_dir=tmp_path,
         device="cpu",
-        overrides={"model_path": str(trained["tumour"]), "active_contour": False},
+        overrides={"model_path": str(trained["tumor"]), "active_contour": False},
     )
     summary = result["summary"]
     assert summary["cases"] == 2 and "lesions" in summary
@@ -154,7 +154,7 @@ def test_evaluation_writes_the_report(trained, tmp_path):
     for case_id, row in rows.items():
         predicted = np.asarray(nib.load(str(tmp_path / f"{case_id}_seg.nii.gz")).dataobj)
         reference = np.asarray(nib.load(str(Path(trained["data"]) / "labels" / f"{case_id}.nii.gz")).dataobj)
-        for key, labels in (("liver_dice", (1, 2)), ("tumour_dice", (2,))):
+        for key, labels in (("liver_dice", (1, 2)), ("tumor_dice", (2,))):
             a, b = np.isin(predicted, labels), np.isin(reference, labels)
             expected = 2 * (a & b).sum() / (a.sum() + b.sum()) if a.sum() + b.sum() else 1.0
             assert float(row[key]) == pytest.approx(expected, abs=1e-5), (case_id, key)
@@ -182,22 +182,22 @@ def test_monai_label_layout_fits_the_cpu_trained_model(trained, tmp_path):
 
     from livervae.monailabel_app import prepare_bundle
 
-    source = tmp_path / "src" / TUMOUR_BUNDLE
-    shutil.copytree(bundle_root(TUMOUR_BUNDLE), source, ignore=shutil.ignore_patterns("models", "runs", "eval"))
+    source = tmp_path / "src" / TUMOR_BUNDLE
+    shutil.copytree(bundle_root(TUMOR_BUNDLE), source, ignore=shutil.ignore_patterns("models", "runs", "eval"))
     (source / "models").mkdir()
-    shutil.copy(trained["tumour"], source / "models" / "model.pt")
-    destination = tmp_path / "app" / "model" / TUMOUR_BUNDLE
+    shutil.copy(trained["tumor"], source / "models" / "model.pt")
+    destination = tmp_path / "app" / "model" / TUMOR_BUNDLE
     prepare_bundle(source, destination, copy_models=True)
     parser = ConfigParser()
     parser.read_config(str(destination / "configs" / "inference.json"))
     parser["network_def"]["dropout"] = 0.2  # as MONAI Label's epistemic scoring does
     network = parser.get_parsed_content("network_def")
-    state = torch.load(trained["tumour"], weights_only=True)["model"]
+    state = torch.load(trained["tumor"], weights_only=True)["model"]
     network.load_state_dict(state, strict=True)
 
 
 def test_training_fine_tunes_the_two_stage_checkpoint_and_validates_without_a_validation_split(trained, tmp_path):
-    """As MONAI Label runs train.json: the tumour stage starts from the two-stage checkpoint's `tumour_net.*`, the
+    """As MONAI Label runs train.json: the tumour stage starts from the two-stage checkpoint's `tumor_net.*`, the
     liver stage from the liver bundle's (retrained) model even when the two-stage checkpoint holds an older one,
     and an empty validation list falls back to the training cases."""
     from ignite.engine import Events
@@ -208,13 +208,13 @@ def test_training_fine_tunes_the_two_stage_checkpoint_and_validates_without_a_va
     cases = json.loads((trained["data"] / "datalist.json").read_text())["training"][:1]
     data = [{k: str(trained["data"] / case[k]) for k in ("image", "label")} for case in cases]
     workflow = _workflow(
-        TUMOUR_BUNDLE,
+        TUMOR_BUNDLE,
         "train.json",
         "train",
         dataset_dir=str(trained["data"]),
         output_dir=str(tmp_path),
         ckpt_dir=str(tmp_path / "models"),
-        pretrained_model=str(trained["tumour"]),
+        pretrained_model=str(trained["tumor"]),
         liver_model_path=str(tmp_path / "retrained_liver.pt"),
         liver_init_filters=8,
         liver_pixdim=[4.0, 4.0, 4.0],
@@ -227,9 +227,9 @@ def test_training_fine_tunes_the_two_stage_checkpoint_and_validates_without_a_va
     )
     # Whatever runs when training starts (MONAI's handlers, MONAI Label's loader) must not undo the loading.
     workflow.parser.get_parsed_content("train#trainer").fire_event(Events.STARTED)
-    state = torch.load(trained["tumour"], weights_only=True)["model"]
+    state = torch.load(trained["tumor"], weights_only=True)["model"]
     network = workflow.parser.get_parsed_content("network")
-    assert all(torch.equal(v, state[f"tumour_net.{k}"]) for k, v in network.state_dict().items())
+    assert all(torch.equal(v, state[f"tumor_net.{k}"]) for k, v in network.state_dict().items())
     chained = workflow.parser.get_parsed_content("two_stage_network")
     assert all(torch.equal(v, retrained[k]) for k, v in chained.liver_net.state_dict().items())
     assert len(workflow.parser.get_parsed_content("validate#dataloader").dataset) == 1

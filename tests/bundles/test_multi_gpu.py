@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from livervae.bundle import LIVER_BUNDLE, TUMOUR_BUNDLE, BundlePredictor, bundle_root
+from livervae.bundle import LIVER_BUNDLE, TUMOR_BUNDLE, BundlePredictor, bundle_root
 from livervae.data.formats import SourceOptions
 from livervae.data.preprocess import preprocess
 from livervae.io.nifti import load_nifti
@@ -60,23 +60,23 @@ def _torchrun(bundle: str, data, tmp_path, extra: list[str], overlays=()) -> sub
 @pytest.mark.slow
 def test_ddp_fine_tuning_of_the_two_stage_bundle_saves_a_model_that_loads_strictly(tmp_path, real_case):
     """Stage 2 under DDP, from the shipped weights (the strict pretrained loader) to a model saved without
-    `tumour_net.module.*` keys that `BundlePredictor` loads strictly (issue 17, defect 1)."""
+    `tumor_net.module.*` keys that `BundlePredictor` loads strictly (issue 17, defect 1)."""
     data = tmp_path / "phantoms"
     preprocess("phantom", None, data, SourceOptions(phantom_n=4, phantom_preset="small"), n_folds=2)
-    shipped = bundle_root(TUMOUR_BUNDLE) / "models" / "model.pt"
+    shipped = bundle_root(TUMOR_BUNDLE) / "models" / "model.pt"
     settings = torch.load(shipped, weights_only=True)["settings"]
     extra = [f"--{key}={str(value).replace(' ', '')}" for key, value in settings.items()]
     extra += [
         f"--pretrained_model={shipped}",
         f"--liver_model_path={bundle_root(LIVER_BUNDLE) / 'models' / 'model.pt'}",
     ]
-    result = _torchrun(TUMOUR_BUNDLE, data, tmp_path, extra)
+    result = _torchrun(TUMOR_BUNDLE, data, tmp_path, extra)
     assert "Missing key" not in result.stderr and "Unexpected key" not in result.stderr
     model = tmp_path / "models" / "model.pt"
     keys = list(torch.load(model, weights_only=True)["model"])
     assert not any(".module." in key or key.startswith("module.") for key in keys)
     assert sorted(keys) == sorted(torch.load(shipped, weights_only=True)["model"])
-    predictor = BundlePredictor(TUMOUR_BUNDLE, model_path=model, device="cpu")  # strict load
+    predictor = BundlePredictor(TUMOR_BUNDLE, model_path=model, device="cpu")  # strict load
     ct = real_case / "nifti" / "ct.nii.gz"
     assert predictor.predict_volume(ct, load_nifti(ct)).array.shape == load_nifti(ct).shape
 

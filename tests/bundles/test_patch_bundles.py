@@ -60,9 +60,9 @@ def trained(tmp_path_factory, one_thread):
     }
 
 
-def test_patch_vae_learns_the_phantom_tumour_signal(trained):
+def test_patch_vae_learns_the_phantom_tumor_signal(trained):
     fold = trained["vae_summary"]["folds"][str(FOLD)]
-    assert fold["test_patient"] == "phantom_001" and fold["tumour_patches"] > 10
+    assert fold["test_patient"] == "phantom_001" and fold["tumor_patches"] > 10
     assert fold["auc"] > 0.85  # held-out patient, after 3 + 8 short epochs on three others
     assert trained["vae_summary"]["auc_pooled"] == pytest.approx(fold["auc"])
     checkpoint = torch.load(trained["vae_model"], weights_only=True)
@@ -77,14 +77,14 @@ def test_unet_baseline_reports_dice_and_the_same_patches(trained):
             return [(r["case_id"], r["slice"], r["row"], r["col"], r["label"]) for r in csv.DictReader(handle)]
 
     assert patches(trained["vae_fold"]) == patches(trained["root"] / "unet")  # same patches, same labels
-    assert unet["auc_pooled"] > 0.7 and 0.0 <= unet["tumour_dice_mean"] <= 1.0
+    assert unet["auc_pooled"] > 0.7 and 0.0 <= unet["tumor_dice_mean"] <= 1.0
 
 
 def test_probability_and_uncertainty_maps_are_on_the_input_grid(trained):
     source = nib.load(str(trained["cohort"] / "images" / "phantom_001.nii.gz"))
     label = np.asarray(nib.load(str(trained["cohort"] / "labels" / "phantom_001.nii.gz")).dataobj)
     eval_dir = trained["vae_fold"] / "eval"
-    prob = nib.load(str(eval_dir / "phantom_001_tumour_probability.nii.gz"))
+    prob = nib.load(str(eval_dir / "phantom_001_tumor_probability.nii.gz"))
     var = nib.load(str(eval_dir / "phantom_001_uncertainty.nii.gz"))
     for out in (prob, var):
         assert out.shape == source.shape and np.allclose(out.affine, source.affine, atol=1e-4)
@@ -95,22 +95,22 @@ def test_probability_and_uncertainty_maps_are_on_the_input_grid(trained):
     liver = label >= 1
     assert roc_auc(p[liver].tolist(), (label[liver] == 2).astype(int).tolist()) > 0.85
     assert p[label == 0].mean() < p[label == 1].mean()
-    unet_seg = nib.load(str(trained["root"] / "unet" / "eval" / "phantom_001_tumour_seg.nii.gz"))
+    unet_seg = nib.load(str(trained["root"] / "unet" / "eval" / "phantom_001_tumor_seg.nii.gz"))
     assert unet_seg.shape == source.shape and set(np.unique(np.asarray(unet_seg.dataobj))) <= {0, 1}
 
 
-def test_tumour_coordinates_point_into_the_tumour(trained, tmp_path):
+def test_tumor_coordinates_point_into_the_tumor(trained, tmp_path):
     # short training leaves the probabilities uncalibrated: report the top 10 % of patches
     with open(trained["vae_fold"] / "eval" / "patches.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     threshold = float(np.quantile([float(r["score"]) for r in rows], 0.9))
-    tumour_patches = {(int(r["slice"]), int(r["row"]), int(r["col"])) for r in rows if r["label"] == "1"}
+    tumor_patches = {(int(r["slice"]), int(r["row"]), int(r["col"])) for r in rows if r["label"] == "1"}
     overrides = {"model_path": str(trained["vae_model"]), "decision_threshold": threshold}
     evaluate(PATCH_VAE_BUNDLE, trained["cohort"], FOLD, output_dir=tmp_path, device="cpu", overrides=overrides)
-    report = json.loads((tmp_path / "phantom_001_tumour_coordinates.json").read_text())
+    report = json.loads((tmp_path / "phantom_001_tumor_coordinates.json").read_text())
     label_image = nib.load(str(trained["cohort"] / "labels" / "phantom_001.nii.gz"))
     label = np.asarray(label_image.dataobj)
-    points = report["tumour_patches"]
+    points = report["tumor_patches"]
     assert points and all(p["probability"] >= threshold for p in points)
     ijk = np.array([p["input_voxel"] for p in points])
     assert (ijk >= -0.5).all() and (ijk <= np.array(label.shape) - 0.5).all()
@@ -120,7 +120,7 @@ def test_tumour_coordinates_point_into_the_tumour(trained, tmp_path):
     hits = [
         distance_mm[tuple(np.rint(v).astype(int))]
         for p, v in zip(points, ijk)
-        if (p["slice"], *p["patch_origin"]) in tumour_patches
+        if (p["slice"], *p["patch_origin"]) in tumor_patches
     ]
     assert len(hits) >= 5 and np.mean(np.array(hits) <= spacing[0]) > 0.8
 
@@ -155,7 +155,7 @@ def test_bundle_checks(trained, name, tmp_path):
     )
     metadata = json.loads((configs / "metadata.json").read_text())
     assert root.name.endswith("_classification" if name == PATCH_VAE_BUNDLE else "_segmentation")
-    assert metadata["network_data_format"]["outputs"]["pred"]["channel_def"]["1"] in ("tumour", "tumor")
+    assert metadata["network_data_format"]["outputs"]["pred"]["channel_def"]["1"] in ("tumor", "tumor")
 
 
 def test_training_resumes_where_it_stopped(trained):
@@ -183,7 +183,7 @@ def test_inference_on_a_phantom_and_the_real_ct(trained, real_case, tmp_path):
     result = infer_patches(image, mask, tmp_path / "p3.nii.gz", model_path=trained["vae_model"], device="cpu")
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "p3.nii.gz",
-        "p3_tumour_coordinates.json",
+        "p3_tumor_coordinates.json",
         "p3_uncertainty.nii.gz",
     ]
     assert result["patches"] > 100
@@ -195,7 +195,7 @@ def test_inference_on_a_phantom_and_the_real_ct(trained, real_case, tmp_path):
     )
     seg, ref = nib.load(str(tmp_path / "real.nii.gz")), nib.load(str(ct))
     assert seg.shape == ref.shape == (512, 512, 119) and np.allclose(seg.affine, ref.affine, atol=1e-4)
-    prob = np.asarray(nib.load(str(tmp_path / "real_tumour_probability.nii.gz")).dataobj)
+    prob = np.asarray(nib.load(str(tmp_path / "real_tumor_probability.nii.gz")).dataobj)
     liver = np.asarray(nib.load(str(real_case / "nifti" / "liver.nii.gz")).dataobj) > 0
     # masked to the liver: nothing beyond its bounding box widened by the interpolation from the 3 mm grid
     lo, hi = np.argwhere(liver).min(axis=0), np.argwhere(liver).max(axis=0)
@@ -217,7 +217,7 @@ def test_training_record_of_a_leave_one_patient_out_run(trained):
     assert 1 <= record["best_epoch"] <= record["epochs"] <= record["max_epochs"]
 
 
-def test_unet_tversky_loss_penalises_missed_tumour_more_than_false_alarm():
+def test_unet_tversky_loss_penalises_missed_tumor_more_than_false_alarm():
     # Small tumours: the baseline study weighs misses (0.7) above false alarms (0.3). In MONAI's TverskyLoss alpha
     # weighs false positives, so a prediction that misses k tumour pixels must cost more than one adding k.
     from monai.bundle import ConfigParser

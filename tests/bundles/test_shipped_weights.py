@@ -16,7 +16,7 @@ import pytest
 from livervae.bundle import (
     LIVER_BUNDLE,
     PATCH_BUNDLES,
-    TUMOUR_BUNDLE,
+    TUMOR_BUNDLE,
     BundlePredictor,
     evaluate,
     file_sha256,
@@ -46,14 +46,14 @@ def _dice(pred: np.ndarray, ref: np.ndarray) -> float:
     return 2.0 * np.count_nonzero(pred & ref) / (np.count_nonzero(pred) + np.count_nonzero(ref))
 
 
-def _detected(pred_tumour: np.ndarray, ref_tumour: np.ndarray) -> int:
+def _detected(pred_tumor: np.ndarray, ref_tumor: np.ndarray) -> int:
     from scipy import ndimage
 
-    components, count = ndimage.label(ref_tumour, structure=np.ones((3, 3, 3), bool))
-    return sum(bool(pred_tumour[components == k].any()) for k in range(1, count + 1))
+    components, count = ndimage.label(ref_tumor, structure=np.ones((3, 3, 3), bool))
+    return sum(bool(pred_tumor[components == k].any()) for k in range(1, count + 1))
 
 
-@pytest.mark.parametrize("bundle", [LIVER_BUNDLE, TUMOUR_BUNDLE])
+@pytest.mark.parametrize("bundle", [LIVER_BUNDLE, TUMOR_BUNDLE])
 def test_shipped_weights_are_the_ones_their_metadata_describes(bundle):
     model, metadata = _model(bundle), _metadata(bundle)
     assert model.is_file(), f"{model} must ship in git"
@@ -73,12 +73,12 @@ def test_shipped_weights_are_the_ones_their_metadata_describes(bundle):
     assert re.fullmatch(r"[0-9a-f]{40}", training["commit"])
 
 
-@pytest.mark.parametrize("bundle", [LIVER_BUNDLE, TUMOUR_BUNDLE])
+@pytest.mark.parametrize("bundle", [LIVER_BUNDLE, TUMOR_BUNDLE])
 def test_readme_and_bundle_readme_print_the_recorded_real_ct_dice(bundle):
     recorded = recorded_metrics(_metadata(bundle), REAL)["liver_dice_mean"]
     bundle_readme = (repo_root() / "bundles" / bundle / "docs" / "README.md").read_text()
     assert f"{recorded:.3f}" in bundle_readme
-    if bundle == TUMOUR_BUNDLE:
+    if bundle == TUMOR_BUNDLE:
         assert f"real CT liver Dice {recorded:.3f}" in (repo_root() / "README.md").read_text()
 
 
@@ -97,18 +97,18 @@ def _predict(bundle: str, staged) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def two_stage_prediction(real_reference):
-    return _predict(TUMOUR_BUNDLE, real_reference[0])
+    return _predict(TUMOR_BUNDLE, real_reference[0])
 
 
 def test_shipped_two_stage_model_segments_the_real_ct_as_recorded(two_stage_prediction, real_reference):
     _, reference = real_reference
     pred = two_stage_prediction
     assert pred.shape == reference.shape and set(np.unique(pred)) <= {0, LIVER, TUMOR}
-    recorded = recorded_metrics(_metadata(TUMOUR_BUNDLE), REAL)
+    recorded = recorded_metrics(_metadata(TUMOR_BUNDLE), REAL)
     liver = _dice(pred >= LIVER, reference >= LIVER)
     assert liver == pytest.approx(recorded["liver_dice_mean"], abs=2e-3)
     assert liver >= recorded["liver_dice_mean"] - 0.02
-    assert _dice(pred == TUMOR, reference == TUMOR) == pytest.approx(recorded["tumour_dice_mean"], abs=5e-3)
+    assert _dice(pred == TUMOR, reference == TUMOR) == pytest.approx(recorded["tumor_dice_mean"], abs=5e-3)
     assert _detected(pred == TUMOR, reference == TUMOR) == recorded["lesion_detected"] >= 1
 
 

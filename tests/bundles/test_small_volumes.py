@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from monai.bundle import ConfigParser
 
-from livervae.bundle import LIVER_BUNDLE, TUMOUR_BUNDLE, bundle_root
+from livervae.bundle import LIVER_BUNDLE, TUMOR_BUNDLE, bundle_root
 
 
 def _tiny_case(folder):
@@ -26,7 +26,7 @@ def _tiny_case(folder):
     return paths
 
 
-@pytest.mark.parametrize("name", [LIVER_BUNDLE, TUMOUR_BUNDLE])
+@pytest.mark.parametrize("name", [LIVER_BUNDLE, TUMOR_BUNDLE])
 def test_training_patches_have_the_patch_size_on_a_volume_smaller_than_the_patch(name, tmp_path):
     parser = ConfigParser()
     parser.read_config(str(bundle_root(name) / "configs" / "train.json"))

@@ -46,7 +46,7 @@ def test_known_answer_for_a_complete_row():
     assert severity.available_weight == pytest.approx(1.0)
 
 
-def test_severity_orders_patients_by_tumour_burden():
+def test_severity_orders_patients_by_tumor_burden():
     values = [compute_severity(dict(zip(HEADER, row))).value for row in ROWS[:3]]
     assert values[1] < values[0] < values[2]
     assert 0.0 <= values[1] and values[2] <= 1.0

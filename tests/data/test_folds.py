@@ -6,8 +6,8 @@ from livervae.data.folds import assign_folds
 from livervae.errors import InputError
 
 
-def _patients(n_tumour, n_free):
-    patients = {f"t{i:02d}": True for i in range(n_tumour)}
+def _patients(n_tumor, n_free):
+    patients = {f"t{i:02d}": True for i in range(n_tumor)}
     patients.update({f"f{i:02d}": False for i in range(n_free)})
     return patients
 

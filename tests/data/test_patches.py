@@ -33,18 +33,18 @@ def test_grid_follows_size_and_stride_exactly():
     assert torch.equal(grid["image"][7], image[:, row : row + 16, col : col + 16])
 
 
-def test_tumour_label_is_at_least_thirty_percent_exactly():
+def test_tumor_label_is_at_least_thirty_percent_exactly():
     image, label = _slice(16, 16)
     flat = label.view(-1)
     flat[:76] = 2  # 76 / 256 = 29.7 %
     assert int(grid_patches(image, label, PatchGrid(16, 16))["label"][0]) == 0
     flat[76] = 2  # 77 / 256 = 30.1 %
     grid = grid_patches(image, label, PatchGrid(16, 16))
-    assert int(grid["label"][0]) == 1 and float(grid["tumour_fraction"][0]) == pytest.approx(77 / 256)
+    assert int(grid["label"][0]) == 1 and float(grid["tumor_fraction"][0]) == pytest.approx(77 / 256)
     assert int(grid["mask"][0].sum()) == 77
     # a threshold of exactly 25 %: 64 of 256 pixels qualify
     label.view(-1)[64:] = 1
-    assert int(grid_patches(image, label, PatchGrid(16, 16, tumour_threshold=0.25))["label"][0]) == 1
+    assert int(grid_patches(image, label, PatchGrid(16, 16, tumor_threshold=0.25))["label"][0]) == 1
 
 
 def test_only_liver_patches_are_kept():
@@ -64,8 +64,8 @@ def test_bad_patch_settings_are_refused():
         PatchGrid(15, 5)
     with pytest.raises(InputError, match="must be \\(C, H, W\\)"):
         grid_patches(image, label[0], PatchGrid(16, 8))
-    with pytest.raises(InputError, match="tumour_threshold must lie in"):
-        PatchGrid(16, 8, tumour_threshold=0.0)
+    with pytest.raises(InputError, match="tumor_threshold must lie in"):
+        PatchGrid(16, 8, tumor_threshold=0.0)
 
 
 def _volume(name, liver_slices_=(2, 3, 4, 5), depth=8, tumour=False):
@@ -116,6 +116,6 @@ def test_fold_data_validates_on_a_patient_with_both_kinds_of_patch():
     assert data["val_patients"] == ["p2"] and data["train_patients"] == ["p1", "p3"]
     assert {p["patient_id"] for p in data["val_patches"]} == {"p2"} and len(data["val_patches"]) == 4 * 4
     counts = count_patches(data["train_patches"])  # p3 (2 slices) is duplicated up to p1's 4 slices
-    assert counts == {"p1": {"patches": 16, "tumour": 0}, "p3": {"patches": 16, "tumour": 4}}
+    assert counts == {"p1": {"patches": 16, "tumor": 0}, "p3": {"patches": 16, "tumor": 4}}
     with pytest.raises(InputError, match="no training patient has both tumour and non-tumour patches"):
         fold_data([_volume("p1"), _volume("p2")], PatchGrid(8, 8))

@@ -166,8 +166,8 @@ def test_cohort_spans_lesion_sizes_and_appearances(cohort: list[tuple]) -> None:
     burdens = [truth.burden for _, _, truth, _ in cohort[:8]]
     # Burden is stratified per block of 8: one case in each eighth of [0, 1).
     assert sorted(int(b * 8) for b in burdens) == list(range(8))
-    tumour_ml = [truth.tumour_ml for _, _, truth, _ in cohort]
-    assert max(tumour_ml) > 20 * min(tumour_ml)
+    tumor_ml = [truth.tumor_ml for _, _, truth, _ in cohort]
+    assert max(tumor_ml) > 20 * min(tumor_ml)
 
 
 def test_measured_intensities_order_lesions_parenchyma_vessels(cohort: list[tuple]) -> None:
@@ -233,10 +233,10 @@ def test_truth_is_json_serialisable() -> None:
     assert restored["lesions"][0]["n_voxels"] == truth.lesions[0].n_voxels
 
 
-def test_tumour_free_fraction_one_gives_no_tumour() -> None:
-    config = PhantomConfig(inplane_spacing_mm=(2.8, 3.2), slice_thickness_mm=(4.0, 5.0), tumour_free_fraction=1.0)
+def test_tumor_free_fraction_one_gives_no_tumor() -> None:
+    config = PhantomConfig(inplane_spacing_mm=(2.8, 3.2), slice_thickness_mm=(4.0, 5.0), tumor_free_fraction=1.0)
     image, label, truth = generate_case(7, 0, config)
-    assert truth.lesions == () and truth.tumour_voxels == 0 and not np.any(label.array == TUMOR)
+    assert truth.lesions == () and truth.tumor_voxels == 0 and not np.any(label.array == TUMOR)
     assert truth.liver_voxels > 0
 
 
@@ -248,7 +248,7 @@ def test_invalid_arguments_are_refused() -> None:
     with pytest.raises(ValueError):
         PhantomConfig(inplane_spacing_mm=(2.0, 1.0))
     with pytest.raises(ValueError):
-        PhantomConfig(tumour_free_fraction=1.5)
+        PhantomConfig(tumor_free_fraction=1.5)
     with pytest.raises(ValueError):
         next(iter(generate_cohort(-1, 0, SMALL)))
 
@@ -276,11 +276,11 @@ def test_clinical_rows_use_hcc_tace_seg_columns_and_codings(cohort: list[tuple])
     assert missing > 0  # missing-value handling gets exercised
 
 
-def test_severity_follows_tumour_burden() -> None:
-    severities, tumour_ml = [], []
+def test_severity_follows_tumor_burden() -> None:
+    severities, tumor_ml = [], []
     for case in generate_cohort(COHORT_SIZE, COHORT_SEED, SMALL):
         severity = compute_severity(case.clinical)
         assert severity.value is not None
         severities.append(severity.value)
-        tumour_ml.append(case.extra["truth"]["tumour_ml"])
-    assert stats.spearmanr(severities, tumour_ml).statistic >= 0.7
+        tumor_ml.append(case.extra["truth"]["tumor_ml"])
+    assert stats.spearmanr(severities, tumor_ml).statistic >= 0.7

@@ -9,7 +9,7 @@ def test_known_volumes_and_lesions(labelled_ct):
     summary = summarise_case(image, label.array)
     voxel_ml = 0.9 * 0.9 * 2.5 / 1000
     assert summary["liver_voxels"] == 13 * 12 * 6
-    assert summary["tumour_voxels"] == 2 * 3 * 3 * 2
+    assert summary["tumor_voxels"] == 2 * 3 * 3 * 2
     assert summary["label_voxels"] == {"background": 24 * 20 * 8 - 13 * 12 * 6, "liver": 13 * 12 * 6 - 36, "tumor": 36}
     assert summary["liver_ml"] == pytest.approx(13 * 12 * 6 * voxel_ml, abs=0.01)
     assert summary["lesion_count"] == 2

@@ -48,7 +48,7 @@ def test_writes_a_monai_readable_dataset(tmp_path, labelled_ct):
     with open(tmp_path / "clinical.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [r["patient_id"] for r in rows] == ["p1"] and float(rows[0]["severity"]) > 0
-    assert summary["dataset"]["cases"] == 5 and summary["dataset"]["cases_without_tumour"] == 1
+    assert summary["dataset"]["cases"] == 5 and summary["dataset"]["cases_without_tumor"] == 1
 
 
 def test_duplicate_case_ids_and_empty_datasets(tmp_path, labelled_ct):

@@ -78,6 +78,6 @@ def test_pre_training_needs_the_targets_and_a_patch_vae():
     with pytest.raises(KeyError, match="add PatchTargetsd"):
         PatchVAEIteration(loss)(trainer, {"image": torch.rand(2, 1, 8, 8), "mask": torch.zeros(2, 1, 8, 8)})
     trainer.network = torch.nn.Linear(2, 2)
-    batch = {k: torch.stack([p[k] for p in _patches(2)]) for k in ("image", "mask", "coords", "has_tumour")}
+    batch = {k: torch.stack([p[k] for p in _patches(2)]) for k in ("image", "mask", "coords", "has_tumor")}
     with pytest.raises(TypeError, match="needs a PatchVAE"):
         PatchVAEIteration(loss)(trainer, batch)

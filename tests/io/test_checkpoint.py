@@ -28,15 +28,15 @@ def test_load_model_weights_is_safe_and_specific(tmp_path):
 
 
 def test_load_model_weights_takes_one_stage_of_a_chained_checkpoint(tmp_path):
-    chained = nn.ModuleDict({"liver_net": nn.Linear(3, 2), "tumour_net": nn.Linear(3, 2)})
+    chained = nn.ModuleDict({"liver_net": nn.Linear(3, 2), "tumor_net": nn.Linear(3, 2)})
     torch.save({"model": chained.state_dict()}, tmp_path / "two_stage.pt")
-    tumour = load_model_weights(nn.Linear(3, 2), tmp_path / "two_stage.pt", prefix="tumour_net.")
-    assert torch.equal(tumour.weight, chained["tumour_net"].weight)
+    tumour = load_model_weights(nn.Linear(3, 2), tmp_path / "two_stage.pt", prefix="tumor_net.")
+    assert torch.equal(tumour.weight, chained["tumor_net"].weight)
     assert not torch.equal(tumour.weight, chained["liver_net"].weight)
     with pytest.raises(InputError, match="holds no weights under 'vessel_net.'"):
         load_model_weights(nn.Linear(3, 2), tmp_path / "two_stage.pt", prefix="vessel_net.")
     with pytest.raises(InputError, match="weights do not fit the network"):
-        load_model_weights(nn.Linear(4, 2), tmp_path / "two_stage.pt", prefix="tumour_net.")
+        load_model_weights(nn.Linear(4, 2), tmp_path / "two_stage.pt", prefix="tumor_net.")
 
 
 def test_read_checkpoint_returns_state_and_settings(tmp_path):
@@ -68,3 +68,16 @@ def test_apply_settings_sets_the_configs_own_keys_only():
     parser = ConfigParser(config)
     apply_settings(parser, recorded)
     assert parser.get_parsed_content("network_def")["init_filters"] == 8 and "unknown" not in parser
+
+
+def test_checkpoints_of_the_old_spelling_read_in_the_new_one(tmp_path):
+    old = {
+        "model": {"tumour_net.w": torch.ones(1), "liver_net.w": torch.zeros(1)},
+        "settings": {"tumour_threshold": 0.3},
+    }
+    torch.save(old, tmp_path / "old.pt")
+    state, settings = read_checkpoint(tmp_path / "old.pt")
+    assert set(state) == {"tumor_net.w", "liver_net.w"} and settings == {"tumor_threshold": 0.3}
+    torch.save({"model": {"tumour_net.weight": torch.full((1, 1), 2.0)}}, tmp_path / "stage.pt")
+    linear = load_model_weights(nn.Linear(1, 1, bias=False), tmp_path / "stage.pt", prefix="tumor_net.")
+    assert float(linear.weight) == 2.0

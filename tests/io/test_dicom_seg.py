@@ -106,7 +106,7 @@ def vessel_study(tmp_path, ct_volume):
     return read_dicom_series(tmp_path / "ct"), seg, liver, lesion, inner_vessel, outer_vessel, aorta
 
 
-def test_segments_map_to_liver_tumour_and_vessels(vessel_study):
+def test_segments_map_to_liver_tumor_and_vessels(vessel_study):
     ct, seg, liver, lesion, inner, outer, aorta = vessel_study
     background = read_dicom_seg_labels(seg, ct).array
     assert np.array_equal(background == TUMOR, lesion)

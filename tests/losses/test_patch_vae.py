@@ -29,9 +29,9 @@ def test_terms_and_weights():
     image = torch.zeros(2, 1, 4, 4)
     coords = torch.tensor([[0.2, 0.2], [0.9, 0.9]])
     out = _output(torch.tensor([[0.5, 0.5], [0.5, 0.5]]))
-    has_tumour = torch.tensor([1.0, 0.0])  # the second patch's centre is undefined: ignored
+    has_tumor = torch.tensor([1.0, 0.0])  # the second patch's centre is undefined: ignored
     terms = PatchVAELoss(kl_weight=0.5, mask_weight=2.0, coord_weight=3.0)(
-        out, image, torch.zeros(2, 1, 4, 4), coords, has_tumour
+        out, image, torch.zeros(2, 1, 4, 4), coords, has_tumor
     )
     assert float(terms["recon"]) == pytest.approx(0.25)
     assert float(terms["mask"]) == pytest.approx(math.log(2.0))

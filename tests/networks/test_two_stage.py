@@ -3,7 +3,7 @@ import logging
 import torch
 from torch import nn
 
-from livervae.networks.two_stage import TwoStageLiverTumourNet, window
+from livervae.networks.two_stage import TwoStageLiverTumorNet, window
 
 
 class BoxLogits(nn.Module):
@@ -19,16 +19,16 @@ class BoxLogits(nn.Module):
         return torch.cat([-logit, logit], dim=1)
 
 
-def _net(liver: nn.Module, tumour: nn.Module) -> TwoStageLiverTumourNet:
-    return TwoStageLiverTumourNet(
+def _net(liver: nn.Module, tumour: nn.Module) -> TwoStageLiverTumorNet:
+    return TwoStageLiverTumorNet(
         liver,
         tumour,
         input_spacing=(2.0, 2.0, 2.0),
         liver_spacing=(4.0, 4.0, 4.0),
         liver_window=(0.0, 100.0),
-        tumour_window=(0.0, 100.0),
+        tumor_window=(0.0, 100.0),
         liver_roi=(16, 16, 16),
-        tumour_roi=(16, 16, 16),
+        tumor_roi=(16, 16, 16),
         margin_mm=4.0,
     ).eval()
 
@@ -36,11 +36,11 @@ def _net(liver: nn.Module, tumour: nn.Module) -> TwoStageLiverTumourNet:
 def _phantom() -> torch.Tensor:
     x = torch.zeros(1, 1, 40, 40, 40)
     x[..., 10:30, 10:30, 10:30] = 50.0  # "liver": windowed to 0.5
-    x[..., 16:20, 16:20, 16:20] = 80.0  # "tumour": windowed to 0.8
+    x[..., 16:20, 16:20, 16:20] = 80.0  # "tumor": windowed to 0.8
     return x
 
 
-def test_probabilities_compose_and_tumour_stays_in_the_crop():
+def test_probabilities_compose_and_tumor_stays_in_the_crop():
     x = _phantom()
     x[..., 0:3, 0:3, 0:3] = 80.0  # tumour-like intensity far outside the liver: outside the crop
     with torch.no_grad():
@@ -54,7 +54,7 @@ def test_probabilities_compose_and_tumour_stays_in_the_crop():
     assert int((label[0:5, 35:40, 35:40]).sum()) == 0
 
 
-def test_no_liver_means_no_tumour_run(caplog):
+def test_no_liver_means_no_tumor_run(caplog):
     with caplog.at_level(logging.WARNING), torch.no_grad():
         out = _net(BoxLogits(2.0, 3.0), BoxLogits(0.0, 1.0))(_phantom())
     assert float(out[:, 2].max()) == 0.0 and "found no liver" in caplog.text
@@ -76,7 +76,7 @@ def _stage():
 
 def test_dropout_switches_on_mc_dropout_in_train_mode_only():
     plain = _net(_stage(), _stage())
-    net = TwoStageLiverTumourNet(**{**_two_stage_arguments(), "dropout": 0.5})
+    net = TwoStageLiverTumorNet(**{**_two_stage_arguments(), "dropout": 0.5})
     assert set(net.state_dict()) == set(plain.state_dict())  # same checkpoint either way
     x = _phantom()
     with torch.no_grad():
@@ -85,20 +85,20 @@ def test_dropout_switches_on_mc_dropout_in_train_mode_only():
         net.train()
         first, second = net(x), net(x)
     assert first.shape == (1, 3, 40, 40, 40) and not torch.equal(first, second)
-    assert not net.liver_net.training and not net.tumour_net.training  # still segmenters, one tensor out
-    assert net.liver_net.dropout.training and net.tumour_net.dropout.training
+    assert not net.liver_net.training and not net.tumor_net.training  # still segmenters, one tensor out
+    assert net.liver_net.dropout.training and net.tumor_net.dropout.training
 
 
 def _two_stage_arguments():
     return dict(
         liver_net=_stage(),
-        tumour_net=_stage(),
+        tumor_net=_stage(),
         input_spacing=(2.0, 2.0, 2.0),
         liver_spacing=(4.0, 4.0, 4.0),
         liver_window=(0.0, 100.0),
-        tumour_window=(0.0, 100.0),
+        tumor_window=(0.0, 100.0),
         liver_roi=(16, 16, 16),
-        tumour_roi=(16, 16, 16),
+        tumor_roi=(16, 16, 16),
         margin_mm=4.0,
     )
 
@@ -107,7 +107,7 @@ def test_dropout_needs_stages_that_can_switch_it_on():
     import pytest
 
     with pytest.raises(TypeError, match="cannot switch dropout on"):
-        TwoStageLiverTumourNet(**{**_two_stage_arguments(), "liver_net": BoxLogits(0.3, 0.9), "dropout": 0.2})
+        TwoStageLiverTumorNet(**{**_two_stage_arguments(), "liver_net": BoxLogits(0.3, 0.9), "dropout": 0.2})
 
 
 class Recorder(nn.Module):
@@ -133,15 +133,15 @@ def test_stage_one_sees_what_the_liver_model_was_trained_on():
     fine = MetaTensor(hu[0], affine=torch.diag(torch.tensor([2.0, 2.0, 2.0, 1.0], dtype=torch.float64)))
     trained_on = ScaleIntensityRange(0.0, 100.0, 0.0, 1.0, clip=True)(Spacing(pixdim=(4.0, 4.0, 4.0))(fine))
     liver = Recorder(BoxLogits(0.3, 0.95))
-    net = TwoStageLiverTumourNet(
+    net = TwoStageLiverTumorNet(
         liver,
         BoxLogits(0.7, 0.95),
         input_spacing=(2.0, 2.0, 2.0),
         liver_spacing=(4.0, 4.0, 4.0),
         liver_window=(0.0, 100.0),
-        tumour_window=(0.0, 100.0),
+        tumor_window=(0.0, 100.0),
         liver_roi=tuple(trained_on.shape[1:]),
-        tumour_roi=(16, 16, 16),
+        tumor_roi=(16, 16, 16),
     ).eval()
     with torch.no_grad():
         net(hu)
@@ -167,12 +167,12 @@ def test_liver_probability_returns_to_the_input_grid_without_a_shift():
     assert abs(float(probability[19]) - 0.5) < 0.01
 
 
-def test_tumour_windows_are_padded_with_zero_as_in_training():
+def test_tumor_windows_are_padded_with_zero_as_in_training():
     x = torch.full((1, 1, 40, 40, 40), 20.0)  # background windowed to 0.2, never 0
     x[..., 10:30, 10:30, 10:30] = 50.0
     tumour = Recorder(BoxLogits(0.7, 0.95))
     net = _net(BoxLogits(0.3, 0.95), tumour)
-    net.tumour_roi = (32, 32, 32)  # the crop is about 24 voxels (liver 20 + 2 × 2 margin): the rest is padding
+    net.tumor_roi = (32, 32, 32)  # the crop is about 24 voxels (liver 20 + 2 × 2 margin): the rest is padding
     with torch.no_grad():
         net(x)
     window_in = tumour.inputs[0]
@@ -180,3 +180,12 @@ def test_tumour_windows_are_padded_with_zero_as_in_training():
     side = round(int((window_in > 0).sum()) ** (1 / 3))
     assert 20 <= side <= 24 and int((window_in > 0).sum()) == side**3  # the crop, one cube, never 0 inside
     assert int((window_in == 0).sum()) == 32**3 - side**3  # replicate padding would have left no 0 at all
+
+
+def test_weights_saved_with_the_old_tumour_spelling_load_strictly():
+    net = _net(_stage(), _stage())
+    old = {key.replace("tumor_net.", "tumour_net."): value for key, value in net.state_dict().items()}
+    assert any(key.startswith("tumour_net.") for key in old)
+    fresh = _net(_stage(), _stage())
+    fresh.load_state_dict(old, strict=True)  # as MONAI's CheckpointLoader does with a 0.1 model.pt
+    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), net.state_dict().values()))

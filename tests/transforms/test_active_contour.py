@@ -34,7 +34,7 @@ def _case(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return image.astype(np.float32), label, lesion
 
 
-def test_refinement_moves_the_tumour_towards_the_lesion_within_the_band():
+def test_refinement_moves_the_tumor_towards_the_lesion_within_the_band():
     image, label, lesion = _case()
     out = ActiveContourd("pred", num_iter=4, band=3)({"pred": label[None], "image": image[None]})["pred"]
     assert out.shape == (1,) + label.shape and out.dtype == label.dtype
@@ -69,7 +69,7 @@ def test_keeps_metatensor_meta_device_and_dtype():
     assert not torch.equal(out, pred) and torch.equal(pred, torch.from_numpy(label[None]).float())  # input untouched
 
 
-def test_disabled_or_tumour_free_maps_are_unchanged():
+def test_disabled_or_tumor_free_maps_are_unchanged():
     image, label, _ = _case(3)
     data = {"pred": label[None], "image": image[None]}
     assert ActiveContourd("pred", enabled=False)(data)["pred"] is data["pred"]

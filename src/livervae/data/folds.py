@@ -33,8 +33,8 @@ def assign_folds(patients: dict[str, bool], n_folds: int, seed: int) -> dict[str
     rng = np.random.default_rng(seed)
     folds: dict[str, int] = {}
     dealt = 0
-    for has_tumour in (True, False):
-        group = sorted(p for p, flag in patients.items() if flag == has_tumour)
+    for has_tumor in (True, False):
+        group = sorted(p for p, flag in patients.items() if flag == has_tumor)
         for index in rng.permutation(len(group)):
             folds[group[index]] = dealt % n_folds
             dealt += 1

@@ -8,7 +8,7 @@ Pipeline (one fold):
                training patient contributes the same number of slices (patient-level stratification)
     patches    `grid_patches` / `extract_patches`: MONAI `GridPatch` over each slice at a configurable size and
                stride; a patch is kept when at least `min_liver_fraction` of it is liver, and it is a tumour patch
-               when at least `tumour_threshold` (30 %) of its pixels are tumour
+               when at least `tumor_threshold` (30 %) of its pixels are tumour
 
 Patch coordinates follow the slice array: `location` is (row, column) of the patch's first pixel on the cropped,
 resampled slice (array axes 0 and 1 of the RAS volume), and the slice index is along axis 2.
@@ -31,7 +31,7 @@ from livervae.labels import LIVER, TUMOR
 
 logger = logging.getLogger(__name__)
 
-TUMOUR_THRESHOLD = 0.3
+TUMOR_THRESHOLD = 0.3
 
 
 def _name(item: dict[str, Any]) -> str:
@@ -55,7 +55,7 @@ class PatchGrid:
         patch_size: patch side in pixels (even, >= 4).
         stride: distance between neighbouring patches (patch_size: no overlap).
         min_liver_fraction: a patch is a liver patch when at least this fraction of it is liver or tumour.
-        tumour_threshold: a liver patch is a tumour patch when at least this fraction of it is tumour.
+        tumor_threshold: a liver patch is a tumour patch when at least this fraction of it is tumour.
 
     Raises:
         InputError: settings that cannot work (e.g. a stride above the patch size leaves gaps).
@@ -64,7 +64,7 @@ class PatchGrid:
     patch_size: int = 16
     stride: int = 8
     min_liver_fraction: float = 0.5
-    tumour_threshold: float = TUMOUR_THRESHOLD
+    tumor_threshold: float = TUMOR_THRESHOLD
 
     def __post_init__(self) -> None:
         size, stride = self.patch_size, self.stride
@@ -74,8 +74,8 @@ class PatchGrid:
             raise InputError(None, f"stride must be an integer in 1..patch_size ({size}), got {stride!r}")
         if not 0.0 <= float(self.min_liver_fraction) <= 1.0:
             raise InputError(None, f"min_liver_fraction must lie in [0, 1], got {self.min_liver_fraction!r}")
-        if not 0.0 < float(self.tumour_threshold) <= 1.0:
-            raise InputError(None, f"tumour_threshold must lie in (0, 1], got {self.tumour_threshold!r}")
+        if not 0.0 < float(self.tumor_threshold) <= 1.0:
+            raise InputError(None, f"tumor_threshold must lie in (0, 1], got {self.tumor_threshold!r}")
 
 
 def liver_slices(volumes: Iterable[dict[str, Any]], min_liver_pixels: int = 1) -> list[dict[str, Any]]:
@@ -154,7 +154,7 @@ def grid_patches(image: torch.Tensor, label: torch.Tensor, grid: PatchGrid = Pat
 
     Returns:
         "image" (N, C, p, p), "mask" (N, 1, p, p) tumour pixels as float, "location" (N, 2) long (row, column),
-        "liver_fraction" (N,), "tumour_fraction" (N,), "label" (N,) long 0/1.
+        "liver_fraction" (N,), "tumor_fraction" (N,), "label" (N,) long 0/1.
     """
     patch_size, stride = grid.patch_size, grid.stride
     image = _plain(image).float()
@@ -172,18 +172,18 @@ def grid_patches(image: torch.Tensor, label: torch.Tensor, grid: PatchGrid = Pat
     patches = _plain(patches)
     labels = patches[:, -1:]
     liver_fraction = (labels >= LIVER).float().mean(dim=(1, 2, 3))
-    tumour_pixels = (labels == TUMOR).float().sum(dim=(1, 2, 3))
+    tumor_pixels = (labels == TUMOR).float().sum(dim=(1, 2, 3))
     keep = liver_fraction >= float(grid.min_liver_fraction)
     area = float(patch_size * patch_size)
-    tumour_fraction = tumour_pixels / area
+    tumor_fraction = tumor_pixels / area
     return {
         "image": patches[keep, :-1].contiguous(),
         "mask": (labels[keep] == TUMOR).float(),
         "location": locations[keep],
         "liver_fraction": liver_fraction[keep],
-        "tumour_fraction": tumour_fraction[keep],
+        "tumor_fraction": tumor_fraction[keep],
         # Compared in pixels, not as a rounded fraction, so "at least 30 %" is exact (77 of 256 pixels, not 76).
-        "label": (tumour_pixels[keep] >= float(grid.tumour_threshold) * area - 1e-6).long(),
+        "label": (tumor_pixels[keep] >= float(grid.tumor_threshold) * area - 1e-6).long(),
     }
 
 
@@ -193,7 +193,7 @@ def extract_patches(
     cache: dict[int, list[dict[str, Any]]] | None = None,
 ) -> list[dict[str, Any]]:
     """Flatten slices into one dict per liver patch: "image" (C, p, p), "mask" (1, p, p), "label" (0-d long),
-    "location", "tumour_fraction", "liver_fraction", "slice", "patient_id", "case_id".
+    "location", "tumor_fraction", "liver_fraction", "slice", "patient_id", "case_id".
 
     A slice that occurs several times (after `balance_patients`) is cut once and its patches repeated; pass the
     same `cache` dict to calls over the same slice objects to cut each only once across calls.
@@ -210,7 +210,7 @@ def extract_patches(
                     "mask": patches["mask"][i],
                     "label": patches["label"][i],
                     "location": patches["location"][i],
-                    "tumour_fraction": float(patches["tumour_fraction"][i]),
+                    "tumor_fraction": float(patches["tumor_fraction"][i]),
                     "liver_fraction": float(patches["liver_fraction"][i]),
                     "slice": item["slice"],
                     "patient_id": item["patient_id"],
@@ -226,9 +226,9 @@ def count_patches(patches: Sequence[dict[str, Any]]) -> dict[str, dict[str, int]
     """Per patient: how many patches and how many tumour patches (for logs and the stratification tests)."""
     counts: dict[str, dict[str, int]] = {}
     for patch in patches:
-        c = counts.setdefault(patch["patient_id"], {"patches": 0, "tumour": 0})
+        c = counts.setdefault(patch["patient_id"], {"patches": 0, "tumor": 0})
         c["patches"] += 1
-        c["tumour"] += int(patch["label"])
+        c["tumor"] += int(patch["label"])
     return counts
 
 
@@ -265,7 +265,7 @@ def fold_data(
         raise InputError(
             None,
             "no training patient has both tumour and non-tumour patches to validate on "
-            f"(patch {grid.patch_size}, tumour threshold {grid.tumour_threshold}); "
+            f"(patch {grid.patch_size}, tumour threshold {grid.tumor_threshold}); "
             "use more patients or smaller patches",
         )
     train_patients = [p for p in by_patient if p not in chosen]
@@ -286,7 +286,7 @@ def fold_data(
         logger.info(
             "%s: %s",
             split,
-            ", ".join(f"{p} {c['patches']} patches ({c['tumour']} tumour)" for p, c in counts.items()),
+            ", ".join(f"{p} {c['patches']} patches ({c['tumor']} tumour)" for p, c in counts.items()),
         )
     return result
 

@@ -112,7 +112,7 @@ class _T:
     LIVER = 19
     PORTAL = 20
     HEPATIC = 21
-    TUMOUR = 22
+    TUMOR = 22
     BONE_MARROW = 23
     BONE_CORTEX = 24
     DISC = 25
@@ -122,10 +122,10 @@ class _T:
     COUNT = 29
 
 
-_LIVER_CODES = (_T.LIVER, _T.PORTAL, _T.HEPATIC, _T.TUMOUR)
+_LIVER_CODES = (_T.LIVER, _T.PORTAL, _T.HEPATIC, _T.TUMOR)
 _MASK_CODES: dict[str, tuple[int, ...]] = {
     "liver": _LIVER_CODES,
-    "tumour": (_T.TUMOUR,),
+    "tumor": (_T.TUMOR,),
     "vessels": (_T.PORTAL, _T.HEPATIC),
     "portal_vein_extrahepatic": (_T.PORTAL_EXTRA,),
     "spleen": (_T.SPLEEN,),
@@ -154,7 +154,7 @@ class PhantomConfig:
         slice_thickness_mm: slice spacing choices, one drawn per case.
         lesion_count: inclusive range of the lesion count; the burden draw picks within it.
         lesion_diameter_mm: smallest and largest nominal lesion diameter.
-        tumour_free_fraction: probability that a case has no lesion at all.
+        tumor_free_fraction: probability that a case has no lesion at all.
         hyper_fraction: probability that a lesion is hyperdense rather than hypodense.
         blurred_fraction: probability that a lesion has a blurred margin.
         noise_sd_hu: range of the Gaussian noise standard deviation, drawn per case.
@@ -168,7 +168,7 @@ class PhantomConfig:
     slice_thickness_mm: tuple[float, ...] = (2.0, 2.5, 3.0)
     lesion_count: tuple[int, int] = (1, 6)
     lesion_diameter_mm: tuple[float, float] = (5.0, 60.0)
-    tumour_free_fraction: float = 0.0
+    tumor_free_fraction: float = 0.0
     hyper_fraction: float = 0.3
     blurred_fraction: float = 0.45
     noise_sd_hu: tuple[float, float] = (8.0, 18.0)
@@ -191,7 +191,7 @@ class PhantomConfig:
         ordered("vessel_contrast_hu", self.vessel_contrast_hu, 0.0)
         if not self.slice_thickness_mm or min(self.slice_thickness_mm) < 0.2:
             raise ValueError(f"PhantomConfig.slice_thickness_mm must be positive, got {self.slice_thickness_mm!r}")
-        for name in ("tumour_free_fraction", "hyper_fraction", "blurred_fraction"):
+        for name in ("tumor_free_fraction", "hyper_fraction", "blurred_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"PhantomConfig.{name} must lie in [0, 1], got {getattr(self, name)!r}")
         if self.blur_sigma_vox < 0:
@@ -230,7 +230,7 @@ class PhantomTruth:
 
     Attributes:
         liver_voxels: voxels labelled liver or tumour (label >= 1); liver_ml is their volume.
-        tumour_voxels: voxels labelled tumour; tumour_ml is their volume.
+        tumor_voxels: voxels labelled tumour; tumor_ml is their volume.
         vessel_voxels: intrahepatic vessel voxels (labelled liver, not tumour).
         parenchyma_hu: the liver parenchyma's mean HU before texture, blur and noise.
         noise_sd: standard deviation of the added noise in HU.
@@ -246,10 +246,10 @@ class PhantomTruth:
     shape: tuple[int, int, int]
     spacing: tuple[float, float, float]
     liver_voxels: int
-    tumour_voxels: int
+    tumor_voxels: int
     vessel_voxels: int
     liver_ml: float
-    tumour_ml: float
+    tumor_ml: float
     parenchyma_hu: float
     noise_sd: float
     vessel_contrast_hu: float
@@ -916,7 +916,7 @@ def _plan_lesions(
 ) -> tuple[float, list[_LesionPlan]]:
     """Draw the case's burden and, from it, the lesions' count, sizes and appearance."""
     stratum = _stratum(seed, index)
-    tumour_free = rng.random() < cfg.tumour_free_fraction
+    tumor_free = rng.random() < cfg.tumor_free_fraction
     burden = (stratum + rng.random()) / _STRATA
     lo, hi = cfg.lesion_count
     count = lo + int(np.clip(burden + rng.normal(0.0, 0.12), 0.0, 0.999) * (hi - lo + 1))
@@ -964,7 +964,7 @@ def _plan_lesions(
                 float(necrosis),
             )
         )
-    if tumour_free:
+    if tumor_free:
         return 0.0, []
     return float(burden), plans
 
@@ -1039,7 +1039,7 @@ def _paint_lesion(scene: _Scene, lesion: _Placed) -> tuple[Box, np.ndarray, int]
     local = tuple(v - b.start for v, b in zip(lesion.voxel, box))
     components, _ = ndimage.label(inside, structure=LESION_CONNECTIVITY)
     mask = components == components[local]
-    scene.paint(box, mask, _T.TUMOUR)
+    scene.paint(box, mask, _T.TUMOR)
     if plan.blurred:
         signed_mm = (level - 1.0) * np.float32(radius)
         weight = (0.5 * special.erfc(signed_mm / np.float32(plan.width))).astype(np.float32)
@@ -1086,7 +1086,7 @@ def _sample_hu(rng: np.random.Generator, cfg: PhantomConfig) -> tuple[np.ndarray
     lut[_T.LIVER] = parenchyma
     lut[_T.PORTAL] = parenchyma + portal
     lut[_T.HEPATIC] = parenchyma + hepatic
-    lut[_T.TUMOUR] = parenchyma  # lesion contrast is added per lesion
+    lut[_T.TUMOR] = parenchyma  # lesion contrast is added per lesion
     lut[_T.BONE_MARROW] = lut[_T.RIB_MARROW] = rng.uniform(220.0, 280.0)
     lut[_T.BONE_CORTEX] = lut[_T.RIB_CORTEX] = rng.uniform(650.0, 750.0)
     lut[_T.DISC] = 80.0
@@ -1155,7 +1155,7 @@ def generate_case(
         index: position in the cohort; case k is the same whatever the cohort size.
         seed: cohort seed.
         config: grid, lesion, contrast and noise settings.
-        return_masks: also return boolean masks of the structures ("body", "liver", "tumour", "vessels",
+        return_masks: also return boolean masks of the structures ("body", "liver", "tumor", "vessels",
             "portal_vein_extrahepatic", "spleen", "kidneys", "kidney_left", "kidney_right", "stomach",
             "stomach_gas", "gallbladder", "aorta", "ivc", "spine", "ribs", "lungs", "heart", "muscle", "fat").
 
@@ -1202,7 +1202,7 @@ def generate_case(
 
     label_lut = np.full(_T.COUNT, BACKGROUND, dtype=np.uint8)
     label_lut[list(_LIVER_CODES)] = LIVER
-    label_lut[_T.TUMOUR] = TUMOR
+    label_lut[_T.TUMOR] = TUMOR
     label_array = label_lut[scene.codes]
     source = f"phantom:seed={seed}:index={index}"
     image = Volume(image_array, affine.copy(), source, {"phantom_seed": seed, "phantom_index": index})
@@ -1210,7 +1210,7 @@ def generate_case(
 
     voxel_ml = image.voxel_volume_ml
     liver_voxels = int(np.count_nonzero(label_array >= LIVER))
-    tumour_voxels = int(np.count_nonzero(label_array == TUMOR))
+    tumor_voxels = int(np.count_nonzero(label_array == TUMOR))
     centroid_ijk = np.array(ndimage.center_of_mass(label_array >= LIVER))
     centroid = affine[:3, :3] @ centroid_ijk + affine[:3, 3]
     truth = PhantomTruth(
@@ -1220,10 +1220,10 @@ def generate_case(
         shape=tuple(int(s) for s in shape),  # type: ignore[arg-type]
         spacing=tuple(float(s) for s in grid.spacing),  # type: ignore[arg-type]
         liver_voxels=liver_voxels,
-        tumour_voxels=tumour_voxels,
+        tumor_voxels=tumor_voxels,
         vessel_voxels=int(np.count_nonzero((scene.codes == _T.PORTAL) | (scene.codes == _T.HEPATIC))),
         liver_ml=round(liver_voxels * voxel_ml, 6),
-        tumour_ml=round(tumour_voxels * voxel_ml, 6),
+        tumor_ml=round(tumor_voxels * voxel_ml, 6),
         parenchyma_hu=round(draws["parenchyma_hu"], 3),
         noise_sd=round(draws["noise_sd"], 3),
         vessel_contrast_hu=round(draws["vessel_contrast_hu"], 3),
@@ -1262,9 +1262,9 @@ def clinical_row(truth: PhantomTruth, rng: np.random.Generator) -> dict[str, obj
     """
     count = len(truth.lesions)
     d_max_mm = max((lesion.diameter_mm for lesion in truth.lesions), default=0.0)
-    fraction = truth.tumour_ml / truth.liver_ml if truth.liver_ml > 0 else 0.0
+    fraction = truth.tumor_ml / truth.liver_ml if truth.liver_ml > 0 else 0.0
     # Tumour load on a 0-1 scale: 0 mL -> 0, about 300 mL -> 1.
-    load = float(np.clip(math.log10(1.0 + truth.tumour_ml) / math.log10(301.0), 0.0, 1.0))
+    load = float(np.clip(math.log10(1.0 + truth.tumor_ml) / math.log10(301.0), 0.0, 1.0))
     size_cm = round(max(d_max_mm * (1.0 + rng.normal(0.0, 0.05)), 0.0) / 10.0, 1)
     sex = "M" if rng.random() < 0.8 else "F"
     age = int(np.clip(round(rng.normal(64.0, 10.0)), 30, 90))
@@ -1272,7 +1272,7 @@ def clinical_row(truth: PhantomTruth, rng: np.random.Generator) -> dict[str, obj
     major_vascular = vascular and rng.random() < 0.5
     nodes = count > 0 and rng.random() < 0.02 + 0.10 * load
     metastases = count > 0 and rng.random() < 0.02 + 0.12 * load
-    afp = 10.0 ** (0.7 + 1.1 * math.log10(1.0 + truth.tumour_ml) + rng.normal(0.0, 0.45))
+    afp = 10.0 ** (0.7 + 1.1 * math.log10(1.0 + truth.tumor_ml) + rng.normal(0.0, 0.45))
     child_draw = rng.random()
     child = 2 if child_draw < 0.02 + 0.06 * load else 1 if child_draw < 0.17 + 0.31 * load else 0
     okuda_points = int(fraction > 0.5)

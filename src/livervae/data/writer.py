@@ -52,7 +52,7 @@ class DatasetWriter:
         self.entries: list[dict[str, Any]] = []
         self.summaries: dict[str, dict[str, Any]] = {}
         self.severities: dict[str, Severity] = {}
-        self._tumour_by_patient: dict[str, bool] = {}
+        self._tumor_by_patient: dict[str, bool] = {}
 
     def add(self, case: Case) -> dict[str, Any]:
         """Validate `case`, write its image (and label) as NIfTI and return its summary."""
@@ -77,8 +77,8 @@ class DatasetWriter:
             self.severities[case.patient_id] = severity
             summary["severity"] = None if severity.value is None else round(severity.value, 6)
         if label is not None:
-            has_tumour = summary["tumour_voxels"] > 0
-            self._tumour_by_patient[case.patient_id] = self._tumour_by_patient.get(case.patient_id, False) or has_tumour
+            has_tumor = summary["tumor_voxels"] > 0
+            self._tumor_by_patient[case.patient_id] = self._tumor_by_patient.get(case.patient_id, False) or has_tumor
         self.entries.append(entry)
         self.summaries[case.case_id] = summary
         logger.info("[%d] %s", len(self.entries), _one_line(case.case_id, summary, time.perf_counter() - start))
@@ -88,7 +88,7 @@ class DatasetWriter:
         """Assign folds and write datalist.json, summary.json and (if any case had clinical data) clinical.csv."""
         if not self.entries:
             raise InputError(None, "the source produced no cases")
-        folds = assign_folds(self._tumour_by_patient, n_folds, seed)
+        folds = assign_folds(self._tumor_by_patient, n_folds, seed)
         training, testing = [], []
         for entry in self.entries:
             severity = self.severities.get(entry["patient_id"])
@@ -135,9 +135,9 @@ class DatasetWriter:
             totals.update(
                 {
                     "liver_ml_mean": round(float(np.mean([s["liver_ml"] for s in labelled])), 2),
-                    "tumour_ml_mean": round(float(np.mean([s["tumour_ml"] for s in labelled])), 2),
+                    "tumor_ml_mean": round(float(np.mean([s["tumor_ml"] for s in labelled])), 2),
                     "lesions_total": int(sum(s["lesion_count"] for s in labelled)),
-                    "cases_without_tumour": int(sum(s["tumour_voxels"] == 0 for s in labelled)),
+                    "cases_without_tumor": int(sum(s["tumor_voxels"] == 0 for s in labelled)),
                 }
             )
         if self.severities:
@@ -159,7 +159,7 @@ def _one_line(case_id: str, summary: dict[str, Any], seconds: float) -> str:
     text = f"{case_id}: {shape} @ {spacing} mm {summary['orientation']}"
     if summary.get("labelled"):
         text += (
-            f", liver {summary['liver_ml']:.0f} mL, tumour {summary['tumour_ml']:.1f} mL "
+            f", liver {summary['liver_ml']:.0f} mL, tumour {summary['tumor_ml']:.1f} mL "
             f"in {summary['lesion_count']} lesion(s)"
         )
     if "severity" in summary:

@@ -19,7 +19,7 @@ from livervae.engines.iteration import optimise, record_loss
 from livervae.losses.patch_vae import PatchVAELoss
 from livervae.networks.patch_vae import PatchVAE
 
-TARGET_KEYS = ("mask", "coords", "has_tumour")
+TARGET_KEYS = ("mask", "coords", "has_tumor")
 
 
 def unwrap(network: torch.nn.Module) -> torch.nn.Module:
@@ -59,9 +59,7 @@ class PatchVAEIteration:
             out = network.vae_forward(inputs)
             engine.state.output[Keys.PRED] = out.recon
             engine.fire_event(IterationEvents.FORWARD_COMPLETED)
-            return record_loss(
-                engine, self.loss(out, inputs, targets["mask"], targets["coords"], targets["has_tumour"])
-            )
+            return record_loss(engine, self.loss(out, inputs, targets["mask"], targets["coords"], targets["has_tumor"]))
 
         optimise(engine, compute)
         return engine.state.output

@@ -43,7 +43,7 @@ def _to_world(affine: np.ndarray, voxel: Sequence[float]) -> list[float]:
     return [float(v) for v in (affine[:3, :3] @ np.asarray(voxel, dtype=float) + affine[:3, 3])]
 
 
-def tumour_overlap(pred: Any, label: Any) -> OverlapCounts:
+def tumor_overlap(pred: Any, label: Any) -> OverlapCounts:
     """Overlap of a binary tumour prediction with the tumour (label 2) of a 0/1/2 map."""
     p = torch.as_tensor(pred).detach().cpu().numpy() > 0.5
     r = np.rint(torch.as_tensor(label).detach().cpu().numpy()) == TUMOR
@@ -119,15 +119,15 @@ class PatchReportHandler:
                 "patient_id": patient_id,
                 "case_id": case_id,
                 "patches": len(records),
-                "tumour_patches": sum(r["label"] for r in records),
+                "tumor_patches": sum(r["label"] for r in records),
                 "auc": roc_auc([r["score"] for r in records], [r["label"] for r in records]),
             }
             if self.mask_key is not None and self.mask_key in item:
-                counts = tumour_overlap(item[self.mask_key], item["label"])
+                counts = tumor_overlap(item[self.mask_key], item["label"])
                 case.update({"tp": counts.intersection, "pred": counts.predicted, "ref": counts.reference})
                 case["dice"] = counts.dice
             if records and "centre_voxel" in records[0]:
-                path = self.output_dir / f"{case_id}_tumour_coordinates.json"
+                path = self.output_dir / f"{case_id}_tumor_coordinates.json"
                 write_json_atomic(
                     path,
                     {
@@ -135,7 +135,7 @@ class PatchReportHandler:
                         "source_file": str(meta.get("filename_or_obj", "")),
                         "decision_threshold": self.decision_threshold,
                         "coordinates": "ras_mm: world RAS millimetres; input_voxel: (i, j, k) index in the input file",
-                        "tumour_patches": points,
+                        "tumor_patches": points,
                     },
                 )
                 case["coordinates_json"] = str(path)
@@ -144,7 +144,7 @@ class PatchReportHandler:
                 "%s: %d patches (%d tumour), patch AUC %s%s",
                 case_id,
                 case["patches"],
-                case["tumour_patches"],
+                case["tumor_patches"],
                 "n/a" if case["auc"] is None else f"{case['auc']:.3f}",
                 f", Dice {case['dice']:.3f}" if "dice" in case else "",
             )
@@ -167,7 +167,7 @@ def summarise(rows: Sequence[dict[str, Any]], cases: Sequence[dict[str, Any]], m
         "model": model_name,
         "cases": len(cases),
         "patches": len(rows),
-        "tumour_patches": int(sum(r["label"] for r in rows)),
+        "tumor_patches": int(sum(r["label"] for r in rows)),
         "auc_per_patient": {
             p: roc_auc([r["score"] for r in rs], [r["label"] for r in rs]) for p, rs in patients.items()
         },
@@ -175,8 +175,8 @@ def summarise(rows: Sequence[dict[str, Any]], cases: Sequence[dict[str, Any]], m
     }
     scored = [c for c in cases if "dice" in c]
     if scored:
-        summary["tumour_dice_mean"] = float(np.mean([c["dice"] for c in scored]))
-        summary["tumour_dice_global"] = global_dice([OverlapCounts(c["tp"], c["pred"], c["ref"]) for c in scored])
+        summary["tumor_dice_mean"] = float(np.mean([c["dice"] for c in scored]))
+        summary["tumor_dice_global"] = global_dice([OverlapCounts(c["tp"], c["pred"], c["ref"]) for c in scored])
     return summary
 
 

@@ -42,7 +42,7 @@ class SegmentationReportHandler:
     def __init__(
         self,
         output_dir: str | os.PathLike[str],
-        structures: tuple[str, ...] | list[str] = ("liver", "tumour"),
+        structures: tuple[str, ...] | list[str] = ("liver", "tumor"),
         image_key: str = "source_file",
         reference_key: str = "reference",
         overlays: bool = True,

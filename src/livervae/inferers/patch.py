@@ -13,7 +13,7 @@ baselines are scored on exactly the same patches.
   probability masked to the liver; a patch's score is its mean probability. Returns (B, 1, H, W, D).
 
 After each call `records` holds, per batch item, one dict per scored patch (slice, row, col, score, variance,
-label, tumour_fraction and, for the VAE, the centre in voxels of the preprocessed grid), which
+label, tumor_fraction and, for the VAE, the centre in voxels of the preprocessed grid), which
 `livervae.handlers.PatchReportHandler` turns into AUCs and the coordinates JSON.
 """
 
@@ -119,7 +119,7 @@ class LiverPatchInferer(Inferer, _SliceGrid):
                             "score": float(prob[i]),
                             "variance": float(var[i]),
                             "label": int(patches["label"][i]),
-                            "tumour_fraction": float(patches["tumour_fraction"][i]),
+                            "tumor_fraction": float(patches["tumor_fraction"][i]),
                             # voxel position of the predicted centre on the preprocessed grid (axes 0, 1, 2)
                             "centre_voxel": [row + y * p - 0.5, col + x * p - 0.5, float(k)],
                         }
@@ -137,7 +137,7 @@ class SliceMapInferer(Inferer, _SliceGrid):
         sw_batch_size: windows per forward pass.
         overlap: window overlap.
         grid: the patch grid scored for the AUC.
-        tumour_channel: output channel of the tumour class.
+        tumor_channel: output channel of the tumour class.
     """
 
     def __init__(
@@ -146,19 +146,19 @@ class SliceMapInferer(Inferer, _SliceGrid):
         sw_batch_size: int = 16,
         overlap: float = 0.25,
         grid: PatchGrid = PatchGrid(),
-        tumour_channel: int = 1,
+        tumor_channel: int = 1,
     ) -> None:
         Inferer.__init__(self)
         _SliceGrid.__init__(self, grid)
         self.slice_inferer = SliceInferer(
             roi_size=tuple(roi_size), sw_batch_size=sw_batch_size, overlap=overlap, spatial_dim=2, mode="gaussian"
         )
-        self.tumour_channel = int(tumour_channel)
+        self.tumor_channel = int(tumor_channel)
 
     def __call__(self, inputs: torch.Tensor, network: Any, *args: Any, label: torch.Tensor | None = None, **kwargs):
         label = self._label(inputs, label)
         logits = self.slice_inferer(torch.as_tensor(inputs).float(), network)
-        prob = torch.softmax(torch.as_tensor(logits).float(), dim=1)[:, self.tumour_channel : self.tumour_channel + 1]
+        prob = torch.softmax(torch.as_tensor(logits).float(), dim=1)[:, self.tumor_channel : self.tumor_channel + 1]
         prob = prob * (label.to(prob.device) >= LIVER)
         self.records = []
         for b in range(inputs.shape[0]):
@@ -173,7 +173,7 @@ class SliceMapInferer(Inferer, _SliceGrid):
                             "col": col,
                             "score": float(scores[i]),
                             "label": int(patches["label"][i]),
-                            "tumour_fraction": float(patches["tumour_fraction"][i]),
+                            "tumor_fraction": float(patches["tumor_fraction"][i]),
                         }
                     )
             self.records.append(records)

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from livervae.errors import InputError
+from livervae.labels import current_key
 
 
 def read_checkpoint(
@@ -44,7 +45,11 @@ def read_checkpoint(
     if not isinstance(state, dict):
         raise InputError(path, "does not hold a state dict")
     settings = checkpoint.get(settings_key, {})
-    return state, dict(settings) if isinstance(settings, dict) else {}
+    settings = settings if isinstance(settings, dict) else {}
+    # Checkpoints of older versions spell "tumour" in their keys (`tumour_net.*`); read them in today's spelling.
+    if key is not None:
+        state = {current_key(k) if isinstance(k, str) else k: v for k, v in state.items()}
+    return state, {current_key(k): v for k, v in settings.items()}
 
 
 def apply_settings(config: MutableMapping[str, Any], settings: dict[str, Any]) -> MutableMapping[str, Any]:
@@ -68,7 +73,7 @@ def load_model_weights(
 ) -> nn.Module:
     """Load a state dict (plain or under `key`) into `network` with `weights_only=True` and return the network.
 
-    With `prefix` only the entries under it are loaded, prefix removed: e.g. `tumour_net.` takes the tumour stage
+    With `prefix` only the entries under it are loaded, prefix removed: e.g. `tumor_net.` takes the tumour stage
     out of a two-stage checkpoint and leaves the liver stage to its own bundle's weights.
 
     Raises:

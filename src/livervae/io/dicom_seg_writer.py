@@ -30,7 +30,7 @@ from pydicom.sr.codedict import codes
 from pydicom.uid import generate_uid
 
 from livervae import __version__
-from livervae.bundle_names import TUMOUR_BUNDLE
+from livervae.bundle_names import TUMOR_BUNDLE
 from livervae.errors import InputError
 from livervae.io.atomic import atomic_path
 from livervae.io.dicom_series import DicomSeries
@@ -140,7 +140,7 @@ def _check_label(label: Volume, ct: DicomSeries, path: Path) -> np.ndarray:
 def build_dicom_seg(
     label: Volume,
     ct: DicomSeries,
-    bundle: str = TUMOUR_BUNDLE,
+    bundle: str = TUMOR_BUNDLE,
     bundle_version: str = "",
     series_number: int | None = None,
     series_description: str = "LiverVAE liver and tumour",
@@ -239,7 +239,7 @@ def write_dicom_seg(
     label: Volume,
     ct: DicomSeries,
     path: str | os.PathLike[str],
-    bundle: str = TUMOUR_BUNDLE,
+    bundle: str = TUMOR_BUNDLE,
     bundle_version: str = "",
     series_number: int | None = None,
 ) -> Path:

@@ -52,7 +52,7 @@ class PatchVAELoss(nn.Module):
         image: torch.Tensor,
         mask: torch.Tensor,
         coords: torch.Tensor,
-        has_tumour: torch.Tensor,
+        has_tumor: torch.Tensor,
     ) -> dict[str, torch.Tensor]:
         """Return {"loss", "recon", "kl", "mask", "coords"}.
 
@@ -61,14 +61,14 @@ class PatchVAELoss(nn.Module):
             image: (B, C, p, p) patches in [0, 1].
             mask: (B, 1, p, p) tumour pixels (0/1).
             coords: (B, 2) true tumour centres (x, y) in [0, 1].
-            has_tumour: (B,) 1 where the patch holds tumour.
+            has_tumor: (B,) 1 where the patch holds tumour.
         """
         terms = {
             "recon": F.mse_loss(out.recon, image.float()),
             "kl": kl_divergence(out.mu, out.logvar),
             "mask": F.binary_cross_entropy_with_logits(out.mask_logits, mask.float()),
         }
-        present = has_tumour.reshape(-1).to(out.coords.dtype)
+        present = has_tumor.reshape(-1).to(out.coords.dtype)
         squared = (out.coords - coords.to(out.coords.dtype)).pow(2).sum(dim=1)
         terms["coords"] = (squared * present).sum() / present.sum().clamp(min=1.0)
         terms["loss"] = (

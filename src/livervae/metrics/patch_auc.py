@@ -49,17 +49,17 @@ class PatchMapAUC(Metric):
 
     Args:
         grid: the patch grid.
-        tumour_channel: the tumour channel of `pred`.
+        tumor_channel: the tumour channel of `pred`.
     """
 
     def __init__(
         self,
         grid: PatchGrid = PatchGrid(),
-        tumour_channel: int = 1,
+        tumor_channel: int = 1,
         output_transform: Any = lambda x: x,
     ) -> None:
         self.grid = grid
-        self.tumour_channel = int(tumour_channel)
+        self.tumor_channel = int(tumor_channel)
         super().__init__(output_transform=output_transform)
 
     def reset(self) -> None:
@@ -69,7 +69,7 @@ class PatchMapAUC(Metric):
     def update(self, output: tuple[Sequence[torch.Tensor], Sequence[torch.Tensor]]) -> None:
         preds, labels = output
         for pred, label in zip(preds, labels):
-            channel = torch.as_tensor(pred)[self.tumour_channel : self.tumour_channel + 1]
+            channel = torch.as_tensor(pred)[self.tumor_channel : self.tumor_channel + 1]
             scores, patch_labels = map_patch_scores(channel, label, self.grid)
             self._scores.append(scores)
             self._labels.append(patch_labels)

@@ -35,10 +35,10 @@ CSV_COLUMNS = (
     "liver_hd95_mm",
     "liver_assd_mm",
     "liver_volume_error",
-    "tumour_dice",
-    "tumour_hd95_mm",
-    "tumour_assd_mm",
-    "tumour_volume_error",
+    "tumor_dice",
+    "tumor_hd95_mm",
+    "tumor_assd_mm",
+    "tumor_volume_error",
     "reference_lesions",
     "predicted_lesions",
     "detected_lesions",
@@ -49,11 +49,11 @@ class SegmentationReport:
     """Accumulate cases, then write the report.
 
     Args:
-        structures: which structures to evaluate ("liver", "tumour"); the liver bundle evaluates liver only.
+        structures: which structures to evaluate ("liver", "tumor"); the liver bundle evaluates liver only.
         surface: compute HD95/ASSD (the slowest part on large volumes).
     """
 
-    def __init__(self, structures: tuple[str, ...] = ("liver", "tumour"), surface: bool = True) -> None:
+    def __init__(self, structures: tuple[str, ...] = ("liver", "tumor"), surface: bool = True) -> None:
         self.structures = structures
         self.surface = surface
         self.rows: list[dict[str, Any]] = []
@@ -82,8 +82,8 @@ class SegmentationReport:
             )
             row[f"{name}_hd95_mm"], row[f"{name}_assd_mm"] = hd95, assd
             row[f"{name}_volume_error"] = volume_error(pred_masks[name], ref_masks[name])
-        if "tumour" in self.structures:
-            reference, predicted = match_lesions(pred_masks["tumour"], ref_masks["tumour"], image.voxel_volume_ml)
+        if "tumor" in self.structures:
+            reference, predicted = match_lesions(pred_masks["tumor"], ref_masks["tumor"], image.voxel_volume_ml)
             self.reference_lesions += reference
             self.predicted_lesions += predicted
             row["reference_lesions"] = len(reference)
@@ -104,7 +104,7 @@ class SegmentationReport:
                 key = f"{name}_{metric}_mean"
                 result[key] = float(np.mean(finite)) if finite else math.nan
             result[f"{name}_dice_global"] = global_dice(self.counts[name])
-        if "tumour" in self.structures:
+        if "tumor" in self.structures:
             result["lesions"] = detection_summary(self.reference_lesions, self.predicted_lesions)
         return result
 

@@ -66,4 +66,4 @@ def volume_error(pred: np.ndarray, ref: np.ndarray) -> float:
 
 def structure_masks(label: np.ndarray) -> dict[str, np.ndarray]:
     """The evaluated structures of a 0/1/2 map: liver (1 or 2, the whole organ) and tumour (2)."""
-    return {"liver": label >= LIVER, "tumour": label == TUMOR}
+    return {"liver": label >= LIVER, "tumor": label == TUMOR}

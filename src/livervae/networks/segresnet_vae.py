@@ -72,7 +72,7 @@ class SegResNetVAEWithHeads(SegResNetVAE):
         """Switch the encoder's dropout (after the first convolution, as `dropout_prob` does) on or off.
 
         For networks built without dropout whose weights already exist, e.g. epistemic scoring (MC dropout) of a
-        trained stage inside `TwoStageLiverTumourNet`. Dropout has no weights, so the state dict is unchanged.
+        trained stage inside `TwoStageLiverTumorNet`. Dropout has no weights, so the state dict is unchanged.
         """
         self.dropout_prob = probability
         if probability is not None:

@@ -15,7 +15,7 @@ tumour model's (fine) grid; the network
    (t = 0 outside the crop). Tumour is therefore never suppressed by an under-segmented liver; post-processing
    keeps the largest liver-plus-tumour component, which removes tumour found outside the liver.
 
-Both stage networks are submodules, so one state dict (`liver_net.*`, `tumour_net.*`) holds all weights.
+Both stage networks are submodules, so one state dict (`liver_net.*`, `tumor_net.*`) holds all weights.
 
 The module only ever segments: in `train()` mode the stages still run as segmenters and only their dropout
 layers become active (Monte Carlo dropout). MONAI Label's epistemic scoring builds the network with
@@ -35,6 +35,7 @@ from monai.transforms import Spacing, SpatialResample
 from monai.transforms.utils import get_largest_connected_component_mask
 from torch import nn
 
+from livervae.labels import current_key
 from livervae.transforms.liver_roi import liver_crop_box
 
 logger = logging.getLogger(__name__)
@@ -50,20 +51,25 @@ def _grid_affine(spacing: np.ndarray) -> torch.Tensor:
     return torch.diag(torch.tensor([*spacing.tolist(), 1.0], dtype=torch.float64))
 
 
-class TwoStageLiverTumourNet(nn.Module):
+def _current_keys(module: nn.Module, state_dict: dict, prefix: str, *args: object) -> None:
+    for key in [k for k in state_dict if k.startswith(prefix) and current_key(k) != k]:
+        state_dict[current_key(key)] = state_dict.pop(key)
+
+
+class TwoStageLiverTumorNet(nn.Module):
     """Liver model at coarse spacing, then tumour model on the liver crop at fine spacing.
 
     Args:
         liver_net: stage-1 network, 2 output channels (background, liver), trained on `liver_window` intensities
             at `liver_spacing`.
-        tumour_net: stage-2 network, 2 output channels (background, tumour), trained on `tumour_window`
+        tumor_net: stage-2 network, 2 output channels (background, tumour), trained on `tumor_window`
             intensities at `input_spacing` inside liver crops.
         input_spacing: the spacing (mm) of the input, i.e. the tumour model's training spacing.
         liver_spacing: the liver model's training spacing (mm).
         liver_window: HU window (a_min, a_max) of the liver model.
-        tumour_window: HU window of the tumour model.
+        tumor_window: HU window of the tumour model.
         liver_roi: sliding-window size of the liver model (its training patch size).
-        tumour_roi: sliding-window size of the tumour model.
+        tumor_roi: sliding-window size of the tumour model.
         margin_mm: margin around the liver's bounding box for the crop.
         sw_batch_size: windows per forward pass.
         overlap: sliding-window overlap.
@@ -73,40 +79,42 @@ class TwoStageLiverTumourNet(nn.Module):
     def __init__(
         self,
         liver_net: nn.Module,
-        tumour_net: nn.Module,
+        tumor_net: nn.Module,
         input_spacing: Sequence[float],
         liver_spacing: Sequence[float],
         liver_window: Sequence[float] = (-200.0, 250.0),
-        tumour_window: Sequence[float] = (-100.0, 250.0),
+        tumor_window: Sequence[float] = (-100.0, 250.0),
         liver_roi: Sequence[int] = (96, 96, 96),
-        tumour_roi: Sequence[int] = (96, 96, 96),
+        tumor_roi: Sequence[int] = (96, 96, 96),
         margin_mm: float = 10.0,
         sw_batch_size: int = 2,
         overlap: float = 0.25,
         dropout: float | None = None,
     ) -> None:
         super().__init__()
+        # Weights saved before the "tumor" spelling hold `tumour_net.*`; MONAI's CheckpointLoader loads them too.
+        self.register_load_state_dict_pre_hook(_current_keys)
         self.liver_net = liver_net
-        self.tumour_net = tumour_net
+        self.tumor_net = tumor_net
         if dropout is not None:
-            for net in (liver_net, tumour_net):
+            for net in (liver_net, tumor_net):
                 if not hasattr(net, "set_dropout"):
                     raise TypeError(f"{type(net).__name__} cannot switch dropout on (needs set_dropout)")
                 net.set_dropout(dropout)
         self.input_spacing = np.asarray(input_spacing, dtype=float)
         self.liver_spacing = np.asarray(liver_spacing, dtype=float)
         self.liver_window = tuple(float(v) for v in liver_window)
-        self.tumour_window = tuple(float(v) for v in tumour_window)
+        self.tumor_window = tuple(float(v) for v in tumor_window)
         self.liver_roi = tuple(int(v) for v in liver_roi)
-        self.tumour_roi = tuple(int(v) for v in tumour_roi)
+        self.tumor_roi = tuple(int(v) for v in tumor_roi)
         self.margin_mm = float(margin_mm)
         self.sw_batch_size = int(sw_batch_size)
         self.overlap = float(overlap)
 
-    def train(self, mode: bool = True) -> "TwoStageLiverTumourNet":
+    def train(self, mode: bool = True) -> "TwoStageLiverTumorNet":
         """Set the mode; the stages stay segmenters (eval) and only their dropout layers follow `mode`."""
         super().train(mode)
-        for net in (self.liver_net, self.tumour_net):
+        for net in (self.liver_net, self.tumor_net):
             net.eval()
             for module in net.modules():
                 if isinstance(module, nn.modules.dropout._DropoutNd):
@@ -153,8 +161,8 @@ class TwoStageLiverTumourNet(nn.Module):
             if box is None:
                 logger.warning("stage 1 found no liver; the tumour model was not run")
             else:
-                crop = window(image[(slice(None), slice(None), *box)].float(), *self.tumour_window)
-                logits = self._sliding(crop, self.tumour_net, self.tumour_roi)
+                crop = window(image[(slice(None), slice(None), *box)].float(), *self.tumor_window)
+                logits = self._sliding(crop, self.tumor_net, self.tumor_roi)
                 tumour[(slice(None), slice(None), *box)] = torch.softmax(logits.float(), dim=1)[:, 1:2]
             outputs.append(torch.cat([(1 - tumour) * (1 - liver), (1 - tumour) * liver, tumour], dim=1))
         return torch.cat(outputs, dim=0)

@@ -4,8 +4,8 @@ from livervae.transforms.active_contour import ActiveContourd
 from livervae.transforms.intensity import LiverReferencedIntensityd
 from livervae.transforms.liver_roi import LiverROICropd, liver_bounding_box
 from livervae.transforms.morphology import BinaryClosingd, binary_closing
-from livervae.transforms.patch_targets import PatchTargetsd, tumour_centre
-from livervae.transforms.postprocess import RemoveSmallTumoursd
+from livervae.transforms.patch_targets import PatchTargetsd, tumor_centre
+from livervae.transforms.postprocess import RemoveSmallTumorsd
 from livervae.transforms.severity import Severityd
 from livervae.transforms.source_grid import SourceGridLabeld
 from livervae.transforms.stage_one import StageOneLiverd
@@ -16,11 +16,11 @@ __all__ = [
     "LiverROICropd",
     "LiverReferencedIntensityd",
     "PatchTargetsd",
-    "RemoveSmallTumoursd",
+    "RemoveSmallTumorsd",
     "Severityd",
     "SourceGridLabeld",
     "StageOneLiverd",
     "binary_closing",
     "liver_bounding_box",
-    "tumour_centre",
+    "tumor_centre",
 ]

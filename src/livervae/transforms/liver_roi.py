@@ -31,7 +31,7 @@ def liver_crop_box(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The tumour model's view: the liver's bounding box grown by `margin_mm`, clipped to the image.
 
-    One definition for training (`LiverROICropd`) and inference (`TwoStageLiverTumourNet`), so both crop alike.
+    One definition for training (`LiverROICropd`) and inference (`TwoStageLiverTumorNet`), so both crop alike.
 
     Args:
         mask: (C, *spatial) liver mask; every non-zero voxel counts.

@@ -15,7 +15,7 @@ from scipy import ndimage
 from livervae.labels import LESION_CONNECTIVITY, LIVER, TUMOR
 
 
-def remove_small_tumours(label: np.ndarray, min_voxels: int) -> np.ndarray:
+def remove_small_tumors(label: np.ndarray, min_voxels: int) -> np.ndarray:
     """Relabel 26-connected tumour components smaller than `min_voxels` as liver; return a new array."""
     out = label.copy()
     components, count = ndimage.label(label == TUMOR, structure=LESION_CONNECTIVITY)
@@ -28,10 +28,10 @@ def remove_small_tumours(label: np.ndarray, min_voxels: int) -> np.ndarray:
     return out
 
 
-class RemoveSmallTumoursd(MapTransform):
+class RemoveSmallTumorsd(MapTransform):
     """Turn tumour components below `min_volume_mm3` into liver in a (1, *spatial) 0/1/2 label map.
 
-    MONAI's `RemoveSmallObjects` sets small objects to background; a speck of "tumour" inside the liver is
+    MONAI's `RemoveSmallObjects` sets small objects to background; a speck of "tumor" inside the liver is
     liver, so it is relabelled instead. The volume threshold uses the map's own voxel size (MetaTensor
     affine), so it means the same at every spacing.
 
@@ -53,7 +53,7 @@ class RemoveSmallTumoursd(MapTransform):
             )
             min_voxels = int(np.ceil(self.min_volume_mm3 / voxel_mm3))
             array = label.detach().cpu().numpy() if isinstance(label, torch.Tensor) else np.asarray(label)
-            cleaned = np.stack([remove_small_tumours(channel, min_voxels) for channel in array])
+            cleaned = np.stack([remove_small_tumors(channel, min_voxels) for channel in array])
             if isinstance(label, torch.Tensor):
                 cleaned_tensor = torch.as_tensor(cleaned, dtype=label.dtype, device=label.device)
                 d[key] = label.clone().copy_(cleaned_tensor) if isinstance(label, MetaTensor) else cleaned_tensor

@@ -18,14 +18,14 @@ logger = logging.getLogger(__name__)
 class StageOneLiverd(MapTransform):
     """Run the stage-1 liver predictor on a HU image and store its largest liver component under `output_key`.
 
-    At inference the tumour model sees the crop around stage 1's liver (`TwoStageLiverTumourNet.liver_box`), not
+    At inference the tumour model sees the crop around stage 1's liver (`TwoStageLiverTumorNet.liver_box`), not
     around the reference liver; cropping training cases around this mask (`LiverROICropd(source_key=...)`) gives it
     the same view, stage-1 errors included. Deterministic, so a `CacheDataset` runs stage 1 once per case.
 
     Args:
         keys: the HU image on the tumour model's grid (channel-first), one key.
         predictor: maps a (1, 1, *spatial) HU tensor to a (1, 1, *spatial) liver probability on the same grid,
-            e.g. `TwoStageLiverTumourNet.liver_probability`.
+            e.g. `TwoStageLiverTumorNet.liver_probability`.
         output_key: where the uint8 mask goes (same grid and metadata as the image).
         fallback_key: the mask used instead (non-zero voxels) when stage 1 finds no liver, with a warning.
         device: where the predictor runs.

@@ -26,7 +26,7 @@ def test_phantom_dataset_carries_severity_and_exact_labels(tmp_path):
         stats = summary["cases"][case.case_id]
         truth = case.extra["truth"]
         assert stats["lesion_count"] == len(truth["lesions"])
-        assert stats["liver_voxels"] == truth["liver_voxels"] and stats["tumour_voxels"] == truth["tumour_voxels"]
+        assert stats["liver_voxels"] == truth["liver_voxels"] and stats["tumor_voxels"] == truth["tumor_voxels"]
         expected = compute_severity(case.clinical).value
         if expected is None:
             assert rows[case.case_id]["severity"] == ""

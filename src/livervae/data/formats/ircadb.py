@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 PATIENT_STEM = "PATIENT_DICOM"
 MASKS_STEM = "MASKS_DICOM"
 LIVER_STRUCTURE = re.compile(r"liver", re.IGNORECASE)
-TUMOUR_STRUCTURE = re.compile(r"livertumou?rs?[_ -]*\d*", re.IGNORECASE)
+TUMOR_STRUCTURE = re.compile(r"livertumou?rs?[_ -]*\d*", re.IGNORECASE)
 
 
 def find_patient_folders(source: Path) -> list[Path]:
@@ -48,7 +48,7 @@ def find_patient_folders(source: Path) -> list[Path]:
 def _structure_role(name: str) -> int | None:
     if LIVER_STRUCTURE.fullmatch(name):
         return LIVER
-    if TUMOUR_STRUCTURE.fullmatch(name):
+    if TUMOR_STRUCTURE.fullmatch(name):
         return TUMOR
     return None
 
