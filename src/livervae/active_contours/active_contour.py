@@ -55,9 +55,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from livervae.active_contours.edges import inverse_gaussian_gradient
 from livervae.active_contours.inputs import ArrayLike, as_image, as_output
-from livervae.active_contours.level_sets import as_level_set, checkerboard_level_set, disk_level_set
+from livervae.active_contours.level_sets import as_level_set
 from livervae.active_contours.morphology import PackedGrid
 from livervae.active_contours.numpy_exact import (
     MaskedSums,
@@ -68,15 +67,12 @@ from livervae.active_contours.numpy_exact import (
     torch_dtype,
 )
 
-__all__ = [
-    "checkerboard_level_set",
-    "disk_level_set",
-    "inf_sup",
-    "inverse_gaussian_gradient",
-    "morphological_chan_vese",
-    "morphological_geodesic_active_contour",
-    "sup_inf",
-]
+
+def _packed_operator(u: ArrayLike, spatial_dims: int | None, name: str) -> ArrayLike:
+    """Apply `PackedGrid.<name>` (sup_inf or inf_sup) to binary mask(s), returning int8 in the input's array type."""
+    mask = as_image(u, spatial_dims)
+    grid = PackedGrid(mask.data.shape, mask.data.device)
+    return as_output(grid.unpack(getattr(grid, name)(grid.pack(mask.data != 0))), mask)
 
 
 def sup_inf(u: ArrayLike, spatial_dims: int | None = None) -> ArrayLike:
@@ -89,9 +85,7 @@ def sup_inf(u: ArrayLike, spatial_dims: int | None = None) -> ArrayLike:
     Returns:
         An int8 mask of the same shape and array type, equal to `skimage.segmentation.morphsnakes.sup_inf`.
     """
-    mask = as_image(u, spatial_dims)
-    grid = PackedGrid(mask.data.shape, mask.data.device)
-    return as_output(grid.unpack(grid.sup_inf(grid.pack(mask.data != 0))), mask)
+    return _packed_operator(u, spatial_dims, "sup_inf")
 
 
 def inf_sup(u: ArrayLike, spatial_dims: int | None = None) -> ArrayLike:
@@ -104,9 +98,7 @@ def inf_sup(u: ArrayLike, spatial_dims: int | None = None) -> ArrayLike:
     Returns:
         An int8 mask of the same shape and array type, equal to `skimage.segmentation.morphsnakes.inf_sup`.
     """
-    mask = as_image(u, spatial_dims)
-    grid = PackedGrid(mask.data.shape, mask.data.device)
-    return as_output(grid.unpack(grid.inf_sup(grid.pack(mask.data != 0))), mask)
+    return _packed_operator(u, spatial_dims, "inf_sup")
 
 
 # --------------------------------------------------------------------------------------------------------------
