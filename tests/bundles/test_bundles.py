@@ -158,7 +158,8 @@ def test_evaluation_writes_the_report(trained, tmp_path):
             a, b = np.isin(predicted, labels), np.isin(reference, labels)
             expected = 2 * (a & b).sum() / (a.sum() + b.sum()) if a.sum() + b.sum() else 1.0
             assert float(row[key]) == pytest.approx(expected, abs=1e-5), (case_id, key)
-    assert summary["liver_dice_mean"] == pytest.approx(np.mean([float(r["liver_dice"]) for r in rows.values()]), abs=1e-5)
+    mean = np.mean([float(r["liver_dice"]) for r in rows.values()])
+    assert summary["liver_dice_mean"] == pytest.approx(mean, abs=1e-5)
     assert len(list((tmp_path / "metrics" / "overlays").iterdir())) == 2
 
 
