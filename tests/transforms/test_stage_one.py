@@ -1,8 +1,10 @@
 import logging
 
+import pytest
 import torch
 from monai.data import MetaTensor
 
+from livervae.errors import InputError
 from livervae.transforms import LiverROICropd, StageOneLiverd
 
 
@@ -44,3 +46,10 @@ def test_no_liver_from_stage_one_falls_back_to_the_reference(caplog):
         out = StageOneLiverd("image", lambda hu: torch.zeros_like(hu))(data)
     assert torch.equal(out["stage1_liver"].as_tensor(), (data["label"] > 0).to(torch.uint8).as_tensor())
     assert "case_3_image.nii.gz: stage 1 found no liver" in caplog.text
+
+
+def test_a_case_without_a_reference_liver_is_refused():
+    data = _case()
+    data["label"] = MetaTensor(torch.zeros(1, 30, 30, 30), meta={"filename_or_obj": "case_9_label.nii.gz"})
+    with pytest.raises(InputError, match="case_9_label.nii.gz: empty liver"):
+        StageOneLiverd("image", threshold_predictor)(data)

@@ -110,6 +110,7 @@ class TwoStageLiverTumorNet(nn.Module):
         self.margin_mm = float(margin_mm)
         self.sw_batch_size = int(sw_batch_size)
         self.overlap = float(overlap)
+        self.train(self.training)  # the stages segment from the start, even before anyone sets a mode
 
     def train(self, mode: bool = True) -> "TwoStageLiverTumorNet":
         """Set the mode; the stages stay segmenters (eval) and only their dropout layers follow `mode`."""

@@ -12,6 +12,8 @@ from monai.data import MetaTensor
 from monai.transforms import MapTransform
 from monai.transforms.utils import get_largest_connected_component_mask
 
+from livervae.errors import InputError
+
 logger = logging.getLogger(__name__)
 
 
@@ -27,7 +29,8 @@ class StageOneLiverd(MapTransform):
         predictor: maps a (1, 1, *spatial) HU tensor to a (1, 1, *spatial) liver probability on the same grid,
             e.g. `TwoStageLiverTumorNet.liver_probability`.
         output_key: where the uint8 mask goes (same grid and metadata as the image).
-        fallback_key: the mask used instead (non-zero voxels) when stage 1 finds no liver, with a warning.
+        fallback_key: the reference mask: used instead (non-zero voxels) when stage 1 finds no liver, with a
+            warning; an empty one is refused.
         device: where the predictor runs.
         threshold: liver probability above which a voxel is liver, as in the chain.
     """
@@ -53,6 +56,11 @@ class StageOneLiverd(MapTransform):
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
         image = d[self.keys[0]]
+        reference = d.get(self.fallback_key)
+        if reference is not None and not bool(torch.as_tensor(reference).any()):
+            # A training case without a reference liver is bad data whatever stage 1 finds.
+            name = getattr(reference, "meta", {}).get("filename_or_obj", self.fallback_key)
+            raise InputError(name, "empty liver: nothing to crop around")
         hu = torch.as_tensor(image.as_tensor() if isinstance(image, MetaTensor) else image)
         with torch.no_grad():
             probability = self.predictor(hu[None].float().to(self.device))[0].cpu()
