@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -255,6 +256,24 @@ def evaluate(
     return {"summary": handler.summary, "output_dir": str(out)}
 
 
+# MONAI 1.6 warns on every inference about things that do not affect LiverVAE's results: a GPU codec that a
+# CPU build lacks, a changed default of Orientationd that the bundles set explicitly, and a MetaTensor affine
+# replaced by its own copy. Seen once per case, they bury the one line a user needs.
+_HARMLESS_MONAI_WARNINGS = (
+    (UserWarning, r"NvImgCodecPydicomReader"),
+    (FutureWarning, r"monai\.transforms\.spatial\.dictionary Orientationd\.__init__:labels"),
+    (UserWarning, r"Setting affine, but the applied meta contains an affine"),
+)
+
+
+def silence_harmless_monai_warnings() -> None:
+    """Hide the MONAI warnings listed in `_HARMLESS_MONAI_WARNINGS` (inference entry points call this)."""
+    for category, message in _HARMLESS_MONAI_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category)
+    # The same GPU-codec notice as a log line, on CPU builds.
+    logging.getLogger("monai.data.nvimgcodec_pydicom_plugin").setLevel(logging.ERROR)
+
+
 class BundlePredictor:
     """Run a bundle's inference pipeline on single CT files, as MONAI Label does: preprocessing, inferer,
     postprocessing (without the saver). The prediction comes back on the input file's own grid.
@@ -274,6 +293,7 @@ class BundlePredictor:
         overrides: dict[str, Any] | None = None,
         allow_external: bool = False,
     ) -> None:
+        silence_harmless_monai_warnings()
         root = bundle_root(name, allow_external)
         model = Path(model_path or root / "models" / "model.pt")
         self.name = root.name

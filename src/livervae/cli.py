@@ -11,7 +11,7 @@ from pathlib import Path
 
 from livervae import __version__
 from livervae.bundle_names import PATCH_VAE_BUNDLE, TUMOR_BUNDLE
-from livervae.errors import InputError, LiverVAEError
+from livervae.errors import InputError, livervae_cause
 
 logger = logging.getLogger("livervae")
 
@@ -151,15 +151,24 @@ def build_parser() -> argparse.ArgumentParser:
     record.add_argument("--checkpoints", type=Path, help="its resume checkpoints (default: <run>/checkpoints)")
 
     infer = commands.add_parser(
-        "infer", help="segment one CT (NIfTI file or DICOM folder) into a label map (NIfTI or DICOM-SEG)"
+        "infer",
+        help="segment one CT (NIfTI file or DICOM folder) into a label map (NIfTI or DICOM-SEG), "
+        "or a whole folder / DICOM tree / manifest.csv into an output folder (batch mode)",
     )
-    infer.add_argument("-i", "--input", type=Path, required=True, help="NIfTI file or DICOM series folder")
+    infer.add_argument(
+        "-i",
+        "--input",
+        type=Path,
+        required=True,
+        help="NIfTI file or DICOM series folder; batch: a folder of NIfTI files and DICOM series, or a manifest .csv",
+    )
     infer.add_argument(
         "-o",
         "--output",
         type=Path,
         required=True,
-        help="label map to write: .nii.gz (any input) or .dcm (DICOM-SEG referencing a DICOM series input)",
+        help="label map to write: .nii.gz (any input) or .dcm (DICOM-SEG referencing a DICOM series input); "
+        "a folder (no such suffix) runs batch mode",
     )
     infer.add_argument("--bundle", default=TUMOR_BUNDLE, help=bundle_names)
     infer.add_argument("--series-uid", help="SeriesInstanceUID when the DICOM folder holds several series")
@@ -169,6 +178,18 @@ def build_parser() -> argparse.ArgumentParser:
     infer.add_argument("--device", help="cpu, cuda, ...")
     infer.add_argument("--model", type=Path, help="weights to use (default: the bundle's models/model.pt)")
     infer.add_argument("--no-overlay", action="store_true", help="do not write the overlay PNG")
+    batch = infer.add_argument_group("batch mode (output is a folder)")
+    batch.add_argument("--workers", type=int, default=1, help="1: this process; N: a local Dask cluster of N processes")
+    batch.add_argument("--scheduler", help="address of a running Dask scheduler (tcp://host:8786) to submit to")
+    batch.add_argument("--threads", type=int, help="torch threads per worker (default: cores / workers)")
+    batch.add_argument("--all-series", action="store_true", help="segment every CT series of a study, not one")
+    batch.add_argument(
+        "--output-format",
+        choices=("auto", "nifti", "dicom-seg"),
+        default="auto",
+        help="auto: DICOM-SEG for DICOM series, NIfTI for NIfTI files (default)",
+    )
+    batch.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_bundle_options(infer, preset=False)
 
     ablate = commands.add_parser(
@@ -215,6 +236,45 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--liver-epochs", type=int, default=10, help="--train: stage-1 epochs (default 10)")
     demo.add_argument("--tumor-epochs", type=int, default=8, help="--train: stage-2 epochs (default 8)")
     return parser
+
+
+def is_batch(source: Path, output: Path) -> bool:
+    """Batch mode: the output is a folder (no label-map suffix) or the input a manifest CSV."""
+    from livervae.infer import DICOM_SEG_SUFFIXES, NIFTI_SUFFIXES
+
+    return source.suffix.lower() == ".csv" or not output.name.endswith((*NIFTI_SUFFIXES, *DICOM_SEG_SUFFIXES))
+
+
+def _run_batch(args: argparse.Namespace) -> int:
+    """`livervae infer` over a folder, DICOM tree or manifest; exit 1 when any case failed."""
+    from livervae.batch import PredictorSettings, format_batch_result, run_batch
+    from livervae.bundle import PATCH_BUNDLES
+
+    if Path(args.bundle).name in PATCH_BUNDLES:
+        raise InputError(None, "batch mode runs the segmentation bundles; the patch bundles take one CT and its mask")
+    if args.series_uid:
+        raise InputError(None, "--series-uid selects a series of one folder; in batch mode use a manifest CSV column")
+    settings = PredictorSettings(
+        bundle=args.bundle,
+        model_path=str(args.model) if args.model else None,
+        device=args.device,
+        torch_threads=args.threads,
+        overrides=tuple(_overrides(args.set).items()),
+        allow_external=args.allow_external_bundle,
+        overlay=not args.no_overlay,
+    )
+    result = run_batch(
+        args.input,
+        args.output,
+        settings,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        all_series=args.all_series,
+        output_format=args.output_format,
+        progress=not args.no_progress,
+    )
+    print(format_batch_result(result))
+    return 0 if result.ok else 1
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -294,6 +354,8 @@ def _run(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2))
         print(f"recorded in {record_training(args.bundle, summary, args.model)}")
         return 0
+    if args.command == "infer" and is_batch(args.input, args.output):
+        return _run_batch(args)
     if args.command == "infer":
         from livervae.bundle import PATCH_BUNDLES
         from livervae.infer import format_summary, infer
@@ -360,18 +422,6 @@ def _run(args: argparse.Namespace) -> int:
         run_demo(args.out, args.phantoms, mode, args.liver_epochs, args.tumor_epochs)
         return 0
     raise AssertionError(f"unhandled command {args.command}")
-
-
-def livervae_cause(exc: BaseException) -> LiverVAEError | None:
-    """The LiverVAE error `exc` is or was raised from (through `__cause__` / `__context__`), if any."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, LiverVAEError):
-            return current
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

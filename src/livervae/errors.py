@@ -25,3 +25,15 @@ class InputError(LiverVAEError):
 
 class OutputError(LiverVAEError):
     """An output location that cannot be written (exists, not writable, disk full)."""
+
+
+def livervae_cause(exc: BaseException) -> LiverVAEError | None:
+    """The LiverVAE error `exc` is or was raised from (through `__cause__` / `__context__`), if any."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, LiverVAEError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None

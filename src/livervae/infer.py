@@ -106,15 +106,34 @@ def infer(
     predictor = predictor or BundlePredictor(
         bundle, model_path=model_path, device=device, overrides=overrides, allow_external=allow_external
     )
+    label = predict_label(predictor, source, image)
+    return write_prediction(label, image, series, source, output, predictor, overlay, start)
+
+
+def predict_label(predictor: BundlePredictor, source: Path, image: Volume) -> Volume:
+    """Run `predictor` on a CT read from `source`; DICOM input is staged as a temporary NIfTI first."""
     if source.is_file():
-        label = predictor.predict_volume(source, image)
-    else:
-        with tempfile.TemporaryDirectory(prefix="livervae-infer-") as tmp:
-            staged = Path(tmp) / "image.nii"  # uncompressed: written and read once
-            save_nifti(image, staged)
-            label = predictor.predict_volume(staged, image)
+        return predictor.predict_volume(source, image)
+    with tempfile.TemporaryDirectory(prefix="livervae-infer-") as tmp:
+        staged = Path(tmp) / "image.nii"  # uncompressed: written and read once
+        save_nifti(image, staged)
+        return predictor.predict_volume(staged, image)
+
+
+def write_prediction(
+    label: Volume,
+    image: Volume,
+    series: DicomSeries | None,
+    source: Path,
+    output: Path,
+    predictor: BundlePredictor,
+    overlay: bool,
+    start: float,
+) -> dict[str, Any]:
+    """Write `label` as NIfTI or DICOM-SEG (by `output`'s suffix) and the overlay; return the case summary."""
     if output.name.endswith(DICOM_SEG_SUFFIXES):
-        assert series is not None  # check_output_name refused NIfTI input
+        if series is None:
+            raise InputError(output, "a DICOM-SEG output needs a DICOM series input")
         write_dicom_seg(label, series, output, bundle=predictor.name, bundle_version=predictor.version)
     else:
         save_nifti(label, output)

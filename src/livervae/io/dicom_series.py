@@ -50,6 +50,12 @@ class SliceHeader:
     series_description: str
     study_uid: str
     frame_of_reference_uid: str
+    image_type: tuple[str, ...] = ()
+
+    @property
+    def is_localizer(self) -> bool:
+        """A scout / topogram (ImageType LOCALIZER): a planning image, not a volume to segment."""
+        return "LOCALIZER" in self.image_type
 
 
 @dataclass
@@ -111,7 +117,7 @@ def read_header(path: Path) -> pydicom.Dataset | None:
     return dataset
 
 
-def _slice_header(path: Path, dataset: pydicom.Dataset) -> SliceHeader | None:
+def slice_header(path: Path, dataset: pydicom.Dataset) -> SliceHeader | None:
     """Return the header of a single-frame image, or None for non-image objects (SR, KO, PR, SEG...)."""
     if int(dataset.get("NumberOfFrames", 1) or 1) > 1:
         return None
@@ -136,9 +142,20 @@ def _slice_header(path: Path, dataset: pydicom.Dataset) -> SliceHeader | None:
             series_description=str(dataset.get("SeriesDescription", "")),
             study_uid=str(dataset.get("StudyInstanceUID", "")),
             frame_of_reference_uid=str(dataset.get("FrameOfReferenceUID", "")),
+            image_type=tuple(str(v).upper() for v in _as_list(dataset.get("ImageType", []))),
         )
     except (TypeError, ValueError) as exc:
         raise InputError(path, f"malformed image geometry attributes ({exc})") from exc
+
+
+def _as_list(value: object) -> list:
+    """A DICOM multi-valued element as a list (a single value is stored bare)."""
+    if isinstance(value, (str, bytes)):
+        return [value]
+    try:
+        return list(value)  # type: ignore[call-overload]
+    except TypeError:
+        return [value]
 
 
 def list_files(folder: Path) -> list[Path]:
@@ -175,17 +192,26 @@ def scan_dicom_folder(folder: str | os.PathLike[str]) -> DicomFolderScan:
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(folder, "DICOM folder not found")
+    return scan_dicom_files(folder, list_files(folder))
+
+
+def scan_dicom_files(folder: str | os.PathLike[str], files: list[Path]) -> DicomFolderScan:
+    """`scan_dicom_folder` over a given list of files (e.g. one series' files found by a tree walk).
+
+    Raises:
+        InputError: a listed file is missing or corrupt.
+    """
     series: dict[str, list[SliceHeader]] = defaultdict(list)
     segmentations: list[tuple[Path, pydicom.Dataset]] = []
     skipped: list[tuple[Path, str]] = []
-    for path in list_files(folder):
+    for path in files:
         dataset = read_header(path)
         if dataset is None:
             continue
         if str(dataset.get("SOPClassUID", "")) == SEGMENTATION_STORAGE:
             segmentations.append((path, dataset))
             continue
-        header = _slice_header(path, dataset)
+        header = slice_header(path, dataset)
         if header is None:
             sop_class = getattr(dataset.SOPClassUID, "name", str(dataset.SOPClassUID))
             if int(dataset.get("NumberOfFrames", 1) or 1) > 1:
@@ -194,7 +220,7 @@ def scan_dicom_folder(folder: str | os.PathLike[str]) -> DicomFolderScan:
             skipped.append((path, sop_class))
             continue
         series[header.series_uid].append(header)
-    return DicomFolderScan(folder=folder, series=dict(series), segmentations=segmentations, skipped=skipped)
+    return DicomFolderScan(folder=Path(folder), series=dict(series), segmentations=segmentations, skipped=skipped)
 
 
 def _describe_series(uid: str, headers: list[SliceHeader]) -> str:
