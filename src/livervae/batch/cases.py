@@ -228,6 +228,17 @@ def discover_folder(
 _NOT_DICOM_SUFFIXES = {".csv", ".json", ".txt", ".md", ".png", ".jpg", ".jpeg", ".xml", ".xlsx", ".zip", ".gz", ".nrrd"}
 
 
+def _mirror_name(path: Path, base: Path) -> str:
+    """The output name of a manifest row's input: relative to the manifest's folder, else its absolute path
+    without the root, so an output never lands on (or outside the output folder from) an absolute input."""
+    if not path.is_absolute():
+        return path.as_posix().rstrip("/")
+    try:
+        return path.relative_to(base).as_posix()
+    except ValueError:
+        return path.relative_to(path.anchor).as_posix()
+
+
 def read_manifest_inputs(path: Path, output_dir: Path, output_format: OutputFormat = "auto") -> Discovery:
     """The cases of a user's CSV: column `input` (NIfTI file or DICOM folder), optional `series_uid`, `output`.
 
@@ -251,6 +262,7 @@ def read_manifest_inputs(path: Path, output_dir: Path, output_format: OutputForm
         if not text:
             raise InputError(path, f"line {line}: empty 'input'")
         source = Path(text) if Path(text).is_absolute() else path.parent / text
+        name = _mirror_name(Path(text), path.parent)
         series_uid = (row.get("series_uid") or "").strip()
         output_text = (row.get("output") or "").strip()
         if source.is_dir():
@@ -265,14 +277,14 @@ def read_manifest_inputs(path: Path, output_dir: Path, output_format: OutputForm
                 if output_text:
                     output = Path(output_text) if Path(output_text).is_absolute() else output_dir / output_text
                 elif len(sub_cases) == 1:
-                    output = output_dir / f"{text.rstrip('/')}{_output_suffix(True, output_format)}"
+                    output = output_dir / f"{name}{_output_suffix(True, output_format)}"
                 renamed = BatchCase(f"{text}#{case.series_uid}", case.input, output, case.series_uid, case.files)
                 found.cases.append(renamed)
             found.skipped.extend(
                 SkippedInput(f"{text}/{s.case}", s.input, s.reason, s.series_uid, s.failed) for s in sub.skipped
             )
         else:
-            output = output_dir / f"{_strip_nifti_suffix(text)}{_output_suffix(False, output_format, source)}"
+            output = output_dir / f"{_strip_nifti_suffix(name)}{_output_suffix(False, output_format, source)}"
             if output_text:
                 output = Path(output_text) if Path(output_text).is_absolute() else output_dir / output_text
             found.cases.append(BatchCase(case=text, input=source, output=output))

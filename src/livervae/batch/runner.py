@@ -92,6 +92,11 @@ def _plan(discovery: Discovery, manifest: Manifest) -> list[BatchCase]:
                 "status": PENDING,
             }
         )
+    # A failed or pending row whose input is gone (deleted, renamed) no longer describes the archive; done rows
+    # stay, as the record of outputs that exist.
+    found = {row["case"] for row in rows} | {case.case for case in discovery.cases}
+    for case in [c for c, row in manifest.rows.items() if c not in found and row["status"] != DONE]:
+        del manifest.rows[case]
     manifest.set_rows(rows)
     manifest.compact()
     return todo

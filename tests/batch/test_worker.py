@@ -1,0 +1,41 @@
+"""A batch worker's case runner: one model load for many cases, failures as rows, never an exception."""
+
+from __future__ import annotations
+
+from livervae.batch import worker as worker_module
+from livervae.batch.cases import discover
+from livervae.batch.worker import CaseRunner, PredictorSettings
+from livervae.bundle_names import TUMOR_BUNDLE
+
+
+def test_runner_loads_the_model_once_and_turns_bad_cases_into_failed_rows(phantom_archive, tmp_path, monkeypatch):
+    root, _ = phantom_archive
+    built = []
+    real_predictor = worker_module.BundlePredictor
+
+    def counting_predictor(*args, **kwargs):
+        built.append(kwargs.get("device"))
+        return real_predictor(*args, **kwargs)
+
+    monkeypatch.setattr(worker_module, "BundlePredictor", counting_predictor)
+    runner = CaseRunner(PredictorSettings(bundle=TUMOR_BUNDLE, device="cpu", torch_threads=1, overlay=True), "w1")
+    cases = {c.case: c for c in discover(root, tmp_path / "out").cases}
+    broken = runner.run(cases.pop("nifti/broken.nii.gz"))
+    assert broken["status"] == "failed" and broken["reason"].startswith("cannot read as NIfTI")
+    assert built == []  # a case that fails to read never costs a model load
+    rows = [runner.run(case) for case in cases.values()]
+    assert [row["status"] for row in rows] == ["done"] * 3 and built == ["cpu"]
+    assert all(row["worker"] == "w1" and row["lesion_count"] >= 0 for row in rows)
+    for case in cases.values():
+        overlay = case.output.with_name(case.output.name.replace(".nii.gz", "").replace(".dcm", "") + ".png")
+        assert case.output.is_file() and overlay.is_file()
+
+
+def test_unwritable_output_is_a_failed_row_naming_the_folder(phantom_archive, tmp_path):
+    root, _ = phantom_archive
+    out = tmp_path / "out"
+    (out / "nifti").mkdir(parents=True)
+    (out / "nifti" / "site0").write_text("a file where the output folder should be")
+    case = next(c for c in discover(root, out).cases if c.case == "nifti/site0/phantom0.nii.gz")
+    row = CaseRunner(PredictorSettings(bundle=TUMOR_BUNDLE, device="cpu", overlay=False), "w1").run(case)
+    assert row["status"] == "failed" and str(out / "nifti" / "site0") in row["reason"]
