@@ -48,7 +48,7 @@ ML_LIVER_EPOCHS ?= 10
 ML_TUMOR_EPOCHS ?= 8
 LINT_PATHS := src tests data_prep $(wildcard benchmarks bundles/*/scripts)
 
-.PHONY: help install preprocess phantom train eval infer cv ablate bench bench-patch-vae bench-active-contour bench-inference bench-memory bench-training demo \
+.PHONY: help install preprocess phantom train eval infer cv ablate bench bench-patch-vae bench-active-contour bench-inference bench-memory bench-training bench-batch demo \
 	test test-slow test-all lint format clean monailabel monailabel-install monailabel-models monailabel-prepare \
 	test-monailabel
 
@@ -69,12 +69,14 @@ help:
 	@echo "                                 the patch bundles take DATA=<dataset>:<dataset>:... (one cohort)"
 	@echo "make eval BUNDLE=<name> DATA=<dataset> [FOLD=k]"
 	@echo "make infer INPUT=<nifti file | DICOM folder> OUTPUT=<file.nii.gz | seg.dcm> [ARGS='--series-uid <uid>']"
+	@echo "make infer INPUT=<folder | DICOM tree | manifest.csv> OUTPUT=<folder> [ARGS='--workers 2']"
+	@echo "                                 batch: every CT, resumable, <OUTPUT>/manifest.csv; --scheduler tcp://host:8786"
 	@echo "                                 patch bundles: BUNDLE=<name> LIVER_MASK=<nifti>"
 	@echo "make cv BUNDLE=<patch bundle> DATA=<dataset>:<dataset> [FOLDS='0 1'] [EPOCHS=n]   leave-one-patient-out"
 	@echo "make ablate DATA=<dataset> [ARGS='--data name=<dataset> --model <model.pt>']"
 	@echo "                                 tumour bundle with and without active-contour refinement"
 	@echo "make bench [ARGS='--skip patch_vae_vs_unet']  every benchmark (GPU parts where present) -> runs/bench/bench.{json,md}"
-	@echo "make bench-active-contour | bench-inference | bench-memory | bench-training | bench-patch-vae [ARGS='--device cuda ...']"
+	@echo "make bench-active-contour | bench-inference | bench-memory | bench-training | bench-patch-vae | bench-batch [ARGS='--device cuda ...']"
 	@echo "make monailabel [STUDIES=<dir>] [HOST=127.0.0.1] [PORT=8000]"
 	@echo "                                 MONAI Label server with LiverVAE's bundles (own env $(ML_VENV))"
 	@echo "make test-monailabel             start the server, check info/infer/train over HTTP, stop it (slow)"
@@ -107,7 +109,7 @@ eval: install
 	$(LIVERVAE) eval --bundle $(BUNDLE) --data "$(DATA)" --fold $(FOLD) $(if $(DEVICE),--device $(DEVICE)) $(ARGS)
 
 infer: install
-	@test -n "$(INPUT)" -a -n "$(OUTPUT)" || { echo "usage: make infer INPUT=<nifti|dicom dir> OUTPUT=<out.nii.gz|seg.dcm>"; exit 2; }
+	@test -n "$(INPUT)" -a -n "$(OUTPUT)" || { echo "usage: make infer INPUT=<nifti|dicom dir|folder|manifest.csv> OUTPUT=<out.nii.gz|seg.dcm|folder>"; exit 2; }
 	$(LIVERVAE) infer -i "$(INPUT)" -o "$(OUTPUT)" --bundle $(BUNDLE) $(if $(LIVER_MASK),--liver-mask "$(LIVER_MASK)") \
 		$(if $(DEVICE),--device $(DEVICE)) $(ARGS)
 
@@ -131,6 +133,9 @@ bench-memory: install
 
 bench-training: install
 	$(PY) benchmarks/training.py $(ARGS)
+
+bench-batch: install
+	$(PY) benchmarks/batch_inference.py $(ARGS)
 
 bench: install
 	$(PY) benchmarks/run_all.py $(ARGS)

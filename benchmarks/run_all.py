@@ -30,10 +30,11 @@ BENCHMARKS: dict[str, list[str]] = {
     "inference": [],
     "memory": ["--compare-invertd"],
     "training": [],
+    "batch_inference": [],
     "patch_vae_vs_unet": ["--quick"],
 }
-TAKES_DEVICE = {"inference", "memory", "training", "patch_vae_vs_unet"}
-WRITES_JSON = {"active_contour", "inference", "memory", "training"}
+TAKES_DEVICE = {"inference", "memory", "training", "batch_inference", "patch_vae_vs_unet"}
+WRITES_JSON = {"active_contour", "inference", "memory", "training", "batch_inference"}
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:

@@ -350,3 +350,23 @@ def test_training_benchmark_times_step_and_both_data_paths(tmp_path):
     assert_ratio(match.group(2), printed["optimised"], printed["naive"])
     naive_rate = result["naive_iterations"] / result["naive_epoch_s"]
     assert match.group(2) == f"{result['optimised_iterations'] / result['optimised_epoch_s'] / naive_rate:.2f}"
+
+
+@pytest.mark.slow
+def test_batch_benchmark_runs_loop_and_both_batch_modes_on_one_folder(tmp_path, capsys, real_case):
+    batch = _bench("batch_inference")
+    out = tmp_path / "batch.json"
+    assert batch.main(["--phantoms", "1", "--side", "64", "--workers", "2", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["method"] for r in rows] == ["loop of single-case infer", "batch, 1 worker", "batch, 2 workers"]
+    for row in rows:
+        assert row["cases"] == 2 and 0 <= row["cpu_percent"] <= 100
+        assert row["cases_per_hour"] == pytest.approx(2 * 3600 / row["seconds"], rel=0.01)
+    loop, single, many = (r["cases_per_hour"] for r in rows)
+    ratio = printed[-1]
+    assert ratio.startswith("ratio batch/loop (cases per hour): ")
+    assert (
+        f"1 worker {single / loop:.2f}x, 2 workers {many / loop:.2f}x; 2 workers / 1 worker {many / single:.2f}x"
+        in ratio
+    )
