@@ -90,7 +90,6 @@ def test_dask_cluster_with_a_worker_killed_mid_run_ends_with_every_case_done_onc
     from distributed import Client, LocalCluster
 
     root, uids = mixed_archive
-    (root / "nifti/broken.nii.gz").unlink()
     out = tmp_path / "out"
     killed: list[int] = []
     with LocalCluster(n_workers=2, threads_per_worker=2, processes=True, dashboard_address=None) as cluster:
@@ -116,17 +115,22 @@ def test_dask_cluster_with_a_worker_killed_mid_run_ends_with_every_case_done_onc
             )
     assert killed, "no worker was busy when the first case finished"
     rows = _manifest(out / "manifest.csv")
-    cases = [c for c, row in rows.items() if row["status"] != "skipped"]
-    assert sorted(seen) == sorted(cases) and len(seen) == len(set(seen)) == 4  # each case recorded once
-    assert all(rows[c]["status"] == "done" for c in cases), {c: rows[c]["reason"] for c in cases}
-    assert result.ok and result.counts["done"] == 4
-    assert "dicom/ircadb17#" in " ".join(cases)
+    ran = [c for c, row in rows.items() if row["status"] != "skipped"]
+    assert sorted(seen) == sorted(ran) and len(seen) == len(set(seen)) == 5  # each case recorded once
+    statuses = {c: row["status"] for c, row in rows.items()}
+    assert statuses.pop("nifti/broken.nii.gz") == "failed"
+    assert statuses.pop(f"dicom/patient1/mr#{uids['mr_uid']}") == "skipped"
+    assert set(statuses.values()) == {"done"} and len(statuses) == 4, {c: rows[c]["reason"] for c in statuses}
+    assert not result.ok and result.counts == {"done": 4, "failed": 1, "skipped": 1, "pending": 0}
+    assert len({rows[c]["worker"] for c in statuses}) >= 2  # both workers (and the replacement) took cases
+    assert "dicom/ircadb17#" in " ".join(ran)
     _check_done_rows(rows, out)
     real = next(row for case, row in rows.items() if case.startswith("dicom/ircadb17#"))
     reference = load_nifti(real_case / "nifti" / "liver.nii.gz")
     reference_ml = float(np.count_nonzero(reference.array)) * reference.voxel_volume_ml
     assert float(real["liver_ml"]) == pytest.approx(reference_ml, rel=0.25)  # shipped liver Dice is 0.84
-    # Rerun on a fresh local cluster: everything is done, nothing runs, no cluster is started.
+    # Rerun with the broken file gone: every case is done, so nothing runs and no cluster is started.
+    (root / "nifti/broken.nii.gz").unlink()
     assert run_batch(root, out, SETTINGS, workers=2, progress=False).ran == 0
 
 
