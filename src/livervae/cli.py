@@ -263,16 +263,24 @@ def _run_batch(args: argparse.Namespace) -> int:
         allow_external=args.allow_external_bundle,
         overlay=not args.no_overlay,
     )
-    result = run_batch(
-        args.input,
-        args.output,
-        settings,
-        workers=args.workers,
-        scheduler=args.scheduler,
-        all_series=args.all_series,
-        output_format=args.output_format,
-        progress=not args.no_progress,
-    )
+    try:
+        result = run_batch(
+            args.input,
+            args.output,
+            settings,
+            workers=args.workers,
+            scheduler=args.scheduler,
+            all_series=args.all_series,
+            output_format=args.output_format,
+            progress=not args.no_progress,
+        )
+    except KeyboardInterrupt:
+        print(
+            f"livervae: interrupted; finished cases are in {args.output / 'manifest.csv'}: run the same command "
+            "again to continue",
+            file=sys.stderr,
+        )
+        return 130
     print(format_batch_result(result))
     return 0 if result.ok else 1
 
