@@ -239,10 +239,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def is_batch(source: Path, output: Path) -> bool:
-    """Batch mode: the output is a folder (no label-map suffix) or the input a manifest CSV."""
-    from livervae.infer import DICOM_SEG_SUFFIXES, NIFTI_SUFFIXES
-
-    return source.suffix.lower() == ".csv" or not output.name.endswith((*NIFTI_SUFFIXES, *DICOM_SEG_SUFFIXES))
+    """Batch mode: a manifest CSV in, or a folder in and a folder out (an existing folder, or a name without a
+    suffix). Anything else is one case, whose output name `check_output_name` judges."""
+    if source.suffix.lower() == ".csv":
+        return True
+    return source.is_dir() and (output.is_dir() or not output.suffix)
 
 
 def _run_batch(args: argparse.Namespace) -> int:

@@ -147,3 +147,33 @@ def test_cli_batch_mode_prints_the_table_and_exits_1_when_a_case_failed(phantom_
     manifest.write_text(f"input\n{root / 'nifti/site0/phantom0.nii.gz'}\n")
     assert main(["infer", "-i", str(manifest), "-o", str(out), "--no-progress", "--device", "cpu"]) == 0
     assert "ran 0 case(s)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "arguments, fault",
+    [
+        (["--workers", "0"], "--workers must be at least 1, got 0"),
+        (["--series-uid", "1.2.3"], "--series-uid selects a series of one folder"),
+        (["--bundle", "liver_tumor_patch_vae_classification"], "batch mode runs the segmentation bundles"),
+    ],
+)
+def test_cli_batch_mode_refuses_bad_arguments_in_one_line_without_output(
+    phantom_archive, tmp_path, capsys, arguments, fault
+):
+    from livervae.cli import main
+
+    root, _ = phantom_archive
+    out = tmp_path / "out"
+    assert main(["infer", "-i", str(root), "-o", str(out), "--no-progress", *arguments]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and fault in error[0] and not out.exists()
+
+
+def test_batch_output_that_is_a_file_is_refused(phantom_archive, tmp_path):
+    root, _ = phantom_archive
+    taken = tmp_path / "taken"
+    taken.write_text("a file")
+    from livervae.errors import OutputError
+
+    with pytest.raises(OutputError, match="batch output must be a folder"):
+        run_batch(root, taken, SETTINGS, progress=False)
