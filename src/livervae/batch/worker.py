@@ -15,8 +15,8 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import torch
