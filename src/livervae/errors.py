@@ -23,6 +23,13 @@ class InputError(LiverVAEError):
         super().__init__(f"{self.path}: {problem}" if self.path else problem)
 
 
+class NotCTError(InputError):
+    """A readable image that is not a CT in Hounsfield units (a label map, MR, unrescaled values).
+
+    Batch runs list such inputs as skipped, as they do non-CT DICOM series; a single case refuses them.
+    """
+
+
 class OutputError(LiverVAEError):
     """An output location that cannot be written (exists, not writable, disk full)."""
 

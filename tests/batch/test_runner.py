@@ -53,6 +53,13 @@ def _check_done_rows(rows: dict[str, dict[str, str]], out: Path) -> None:
 
 def test_in_process_batch_records_every_case_and_a_rerun_skips_what_is_done(phantom_archive, tmp_path):
     root, uids = phantom_archive
+    from livervae.io.nifti import save_nifti
+    from livervae.io.volume import Volume
+
+    mask = load_nifti(root / "nifti/site0/phantom0.nii.gz")
+    save_nifti(
+        Volume((mask.array > 0).astype(np.uint8), mask.affine, "mask"), root / "nifti/site0/phantom0_mask.nii.gz"
+    )
     out = tmp_path / "out"
     seen = []
     result = run_batch(root, out, SETTINGS, progress=False, on_result=seen.append)
@@ -63,15 +70,18 @@ def test_in_process_batch_records_every_case_and_a_rerun_skips_what_is_done(phan
         mr: "skipped",
         "nifti/broken.nii.gz": "failed",
         "nifti/site0/phantom0.nii.gz": "done",
+        "nifti/site0/phantom0_mask.nii.gz": "skipped",
         "nifti/site1/phantom1.nii.gz": "done",
     }
     assert rows[mr]["reason"] == "Modality MR, not CT" and rows[mr]["output"] == ""
+    mask_row = rows["nifti/site0/phantom0_mask.nii.gz"]
+    assert mask_row["reason"].startswith("does not look like a CT in Hounsfield units") and mask_row["output"] == ""
     assert rows["nifti/broken.nii.gz"]["reason"].startswith("cannot read as NIfTI")
     assert not (out / "nifti/broken.nii.gz").exists()
     assert rows[ct]["output"] == str(out / "dicom/patient1/ct.dcm")
     _check_done_rows(rows, out)
-    assert not result.ok and result.ran == 4 and len(seen) == 4
-    assert result.counts == {"done": 3, "failed": 1, "skipped": 1, "pending": 0}
+    assert not result.ok and result.ran == 5 and len(seen) == 5
+    assert result.counts == {"done": 3, "failed": 1, "skipped": 2, "pending": 0}
     assert "failed: nifti/broken.nii.gz: cannot read as NIfTI" in format_batch_result(result)
 
     # Rerun: nothing done is redone; the failed case is retried (and fails again, alone).

@@ -80,7 +80,8 @@ def _plan(discovery: Discovery, manifest: Manifest) -> list[BatchCase]:
         )
     todo = []
     for case in discovery.cases:
-        if manifest.is_done(case.case):
+        # Done (output still there) or found not to be a CT by a worker: settled, not run again.
+        if manifest.is_done(case.case) or manifest.status(case.case) == SKIPPED:
             continue
         todo.append(case)
         rows.append(
@@ -217,9 +218,9 @@ def run_batch(
         raise OutputError(f"{out}: cannot create the output folder ({exc.strerror})") from exc
     manifest = Manifest(out)
     todo = _plan(discovery, manifest)
-    already = sum(1 for case in discovery.cases if manifest.is_done(case.case))
+    already = len(discovery.cases) - len(todo)
     logger.info(
-        "%d case(s) found: %d done before, %d to run; %d input(s) skipped or unreadable (see %s)",
+        "%d case(s) found: %d settled before, %d to run; %d input(s) skipped or unreadable (see %s)",
         len(discovery.cases),
         already,
         len(todo),
@@ -229,7 +230,7 @@ def run_batch(
     if workers > 1 and settings.torch_threads is None and not scheduler:
         settings = replace(settings, torch_threads=max(1, (os.cpu_count() or 1) // workers))
     failures: list[tuple[str, str]] = []
-    done = failed = 0
+    done = failed = ran = 0
     bar = tqdm(total=len(todo), unit="case", disable=not progress or not todo, file=sys.stderr, dynamic_ncols=True)
     try:
         if todo:
@@ -238,9 +239,10 @@ def run_batch(
             with results as rows, logging_redirect_tqdm():
                 for row in rows:
                     manifest.record(row)
+                    ran += 1
                     if row["status"] == DONE:
                         done += 1
-                    else:
+                    elif row["status"] == FAILED:
                         failed += 1
                         failures.append((row["case"], row["reason"]))
                     bar.update(1)
@@ -251,7 +253,7 @@ def run_batch(
         bar.close()
         manifest.close()
     failures += [(s.case, s.reason) for s in discovery.skipped if s.failed]
-    return BatchResult(manifest.path, manifest.counts(), done + failed, round(time.perf_counter() - start, 2), failures)
+    return BatchResult(manifest.path, manifest.counts(), ran, round(time.perf_counter() - start, 2), failures)
 
 
 def format_batch_result(result: BatchResult, limit: int = 10) -> str:

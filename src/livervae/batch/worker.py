@@ -23,10 +23,10 @@ import torch
 from distributed import WorkerPlugin, get_worker
 
 from livervae.batch.cases import BatchCase
-from livervae.batch.manifest import DONE, FAILED
+from livervae.batch.manifest import DONE, FAILED, SKIPPED
 from livervae.bundle import BundlePredictor
 from livervae.data.validation import check_ct_image
-from livervae.errors import InputError, livervae_cause
+from livervae.errors import InputError, NotCTError, livervae_cause
 from livervae.infer import predict_label, read_input, write_prediction
 from livervae.io.dicom_series import read_dicom_series, scan_dicom_files
 
@@ -131,8 +131,11 @@ class CaseRunner:
                 lesion_count=summary["lesion_count"],
             )
         except Exception as exc:  # one bad study never stops the others
-            row.update(status=FAILED, reason=_failure_reason(exc, case.input))
-            logger.warning("%s failed: %s", case.case, row["reason"])
+            # A label map or MR volume beside the CTs is not a failure, as a non-CT DICOM series is not.
+            status = SKIPPED if isinstance(livervae_cause(exc), NotCTError) else FAILED
+            row.update(status=status, reason=_failure_reason(exc, case.input), output="")
+            if status == FAILED:
+                logger.warning("%s failed: %s", case.case, row["reason"])
         row["seconds"] = round(time.perf_counter() - start, 2)
         row["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         return row

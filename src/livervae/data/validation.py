@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from livervae.errors import InputError
+from livervae.errors import InputError, NotCTError
 from livervae.io.volume import Volume, describe_grid_difference, require_3d, require_finite
 from livervae.labels import LABEL_NAMES, LIVER, VALID_LABELS
 
@@ -19,7 +19,7 @@ def check_ct_image(image: Volume) -> None:
     require_finite(image.array, image.source)
     lowest = float(image.array.min())
     if lowest > MIN_HU_CEILING:
-        raise InputError(
+        raise NotCTError(
             image.source,
             f"does not look like a CT in Hounsfield units (lowest value {lowest:g}, expected air near -1000)",
         )
