@@ -108,9 +108,10 @@ def run(phantoms: int, side: int, workers: int, device: str, work: Path) -> list
                 "cpu_percent": round(measured["cpu_percent"], 1),
             }
         )
+    from livervae.batch import Manifest
+
     for folder in ("b1", f"b{workers}"):
-        with open(work / folder / "manifest.csv") as handle:
-            done = sum(1 for line in handle if ",done," in line)
+        done = Manifest(work / folder).counts()["done"]
         if done != len(cases):
             raise RuntimeError(f"{folder}: {done} of {len(cases)} cases done (see its manifest)")
     return rows

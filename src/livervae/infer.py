@@ -14,6 +14,8 @@ import logging
 import os
 import tempfile
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,7 @@ from livervae.data.summary import summarise_case
 from livervae.data.validation import check_ct_image
 from livervae.errors import InputError
 from livervae.io.dicom_seg_writer import write_dicom_seg
-from livervae.io.dicom_series import DicomSeries, read_dicom_series
+from livervae.io.dicom_series import DicomSeries, read_dicom_series, scan_dicom_files
 from livervae.io.nifti import load_nifti, save_nifti
 from livervae.io.volume import Volume
 from livervae.plots import save_overlay_png
@@ -43,15 +45,24 @@ def overlay_path(output: Path) -> Path:
     return output.with_name(f"{name}.png")
 
 
-def read_input(path: Path, series_uid: str | None = None) -> tuple[Volume, DicomSeries | None]:
+def read_input(
+    path: Path, series_uid: str | None = None, files: Sequence[Path] | None = None
+) -> tuple[Volume, DicomSeries | None]:
     """Read a NIfTI CT or a DICOM series folder and check that it is a CT in HU.
+
+    Args:
+        path: a NIfTI file or a DICOM folder.
+        series_uid: the series to read when the folder holds several.
+        files: the series' slice files when a caller already found them (a batch's tree walk); only these
+            headers are read, not the whole folder's.
 
     Returns:
         The CT, and for DICOM input the series (files, UIDs, geometry) a DICOM-SEG output references.
     """
     series = None
     if path.is_dir():
-        series = read_dicom_series(path, series_uid=series_uid)
+        scan = scan_dicom_files(path, list(files)) if files else None
+        series = read_dicom_series(path, series_uid=series_uid, scan=scan)
         volume = series.volume
     elif path.is_file() and path.name.endswith(NIFTI_SUFFIXES):
         volume = load_nifti(path)
@@ -106,18 +117,23 @@ def infer(
     predictor = predictor or BundlePredictor(
         bundle, model_path=model_path, device=device, overrides=overrides, allow_external=allow_external
     )
-    label = predict_label(predictor, source, image)
+    with model_input(source, image) as image_file:
+        label = predictor.predict_volume(image_file, image)
     return write_prediction(label, image, series, source, output, predictor, overlay, start)
 
 
-def predict_label(predictor: BundlePredictor, source: Path, image: Volume) -> Volume:
-    """Run `predictor` on a CT read from `source`; DICOM input is staged as a temporary NIfTI first."""
+@contextmanager
+def model_input(source: Path, image: Volume) -> Iterator[Path]:
+    """The NIfTI file the bundle's preprocessing reads: `source` itself, or DICOM input staged as a temporary
+    NIfTI (removed afterwards). Staging is file work, kept apart from the model call so a batch worker can do it
+    outside its model lock."""
     if source.is_file():
-        return predictor.predict_volume(source, image)
+        yield source
+        return
     with tempfile.TemporaryDirectory(prefix="livervae-infer-") as tmp:
         staged = Path(tmp) / "image.nii"  # uncompressed: written and read once
         save_nifti(image, staged)
-        return predictor.predict_volume(staged, image)
+        yield staged
 
 
 def write_prediction(

@@ -19,7 +19,7 @@ import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -37,6 +37,8 @@ logger = logging.getLogger(__name__)
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 OutputFormat = Literal["auto", "nifti", "dicom-seg"]
+# Files a DICOM tree often carries beside the slices; never opened as DICOM candidates.
+_NOT_DICOM_SUFFIXES = {".csv", ".json", ".txt", ".md", ".png", ".jpg", ".jpeg", ".xml", ".xlsx", ".zip", ".gz", ".nrrd"}
 
 SERIES_RULE = (
     "of several CT series in one study, the one with the most slices; on a tie the thinner slice spacing, "
@@ -62,9 +64,15 @@ class BatchCase:
     series_uid: str = ""
     files: tuple[Path, ...] = ()
 
-    @property
-    def is_dicom(self) -> bool:
-        return bool(self.series_uid)
+    def row(self, **fields: Any) -> dict[str, Any]:
+        """This case's manifest row with `fields` (status, reason, ...) set."""
+        return {
+            "case": self.case,
+            "input": str(self.input),
+            "series_uid": self.series_uid,
+            "output": str(self.output),
+            **fields,
+        }
 
 
 @dataclass(frozen=True)
@@ -222,10 +230,6 @@ def discover_folder(
     found.cases.sort(key=lambda c: c.case)
     found.skipped.sort(key=lambda s: s.case)
     return found
-
-
-# Files a DICOM tree often carries beside the slices; never opened as DICOM candidates.
-_NOT_DICOM_SUFFIXES = {".csv", ".json", ".txt", ".md", ".png", ".jpg", ".jpeg", ".xml", ".xlsx", ".zip", ".gz", ".nrrd"}
 
 
 def _mirror_name(path: Path, base: Path) -> str:

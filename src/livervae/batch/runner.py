@@ -84,15 +84,7 @@ def _plan(discovery: Discovery, manifest: Manifest) -> list[BatchCase]:
         if manifest.is_done(case.case) or manifest.status(case.case) == SKIPPED:
             continue
         todo.append(case)
-        rows.append(
-            {
-                "case": case.case,
-                "input": case.input,
-                "series_uid": case.series_uid,
-                "output": case.output,
-                "status": PENDING,
-            }
-        )
+        rows.append(case.row(status=PENDING))
     # A failed or pending row whose input is gone (deleted, renamed) no longer describes the archive; done rows
     # stay, as the record of outputs that exist.
     found = {row["case"] for row in rows} | {case.case for case in discovery.cases}
@@ -161,14 +153,7 @@ def _dask_results(
                         reason = (
                             f"{type(exc).__name__}: the worker process died on this case {ALLOWED_WORKER_DEATHS} times"
                         )
-                        yield {
-                            "case": case.case,
-                            "input": case.input,
-                            "series_uid": case.series_uid,
-                            "output": case.output,
-                            "status": FAILED,
-                            "reason": reason,
-                        }
+                        yield case.row(status=FAILED, reason=reason)
 
             yield results()
         finally:

@@ -25,10 +25,8 @@ from distributed import WorkerPlugin, get_worker
 from livervae.batch.cases import BatchCase
 from livervae.batch.manifest import DONE, FAILED, SKIPPED
 from livervae.bundle import BundlePredictor
-from livervae.data.validation import check_ct_image
 from livervae.errors import InputError, NotCTError, livervae_cause
-from livervae.infer import predict_label, read_input, write_prediction
-from livervae.io.dicom_series import read_dicom_series, scan_dicom_files
+from livervae.infer import model_input, read_input, write_prediction
 
 logger = logging.getLogger(__name__)
 
@@ -103,24 +101,13 @@ class CaseRunner:
     def run(self, case: BatchCase) -> dict[str, Any]:
         """Segment one case; return its manifest row (done, or failed with the one-line reason). Never raises."""
         start = time.perf_counter()
-        row: dict[str, Any] = {
-            "case": case.case,
-            "input": str(case.input),
-            "series_uid": case.series_uid,
-            "output": str(case.output),
-            "worker": self.worker,
-        }
+        row = case.row(worker=self.worker)
         try:
-            if case.is_dicom:
-                scan = scan_dicom_files(case.input, list(case.files))
-                series = read_dicom_series(case.input, series_uid=case.series_uid, scan=scan)
-                image = series.volume
-                check_ct_image(image)
-            else:
-                image, series = read_input(case.input)
-            with self._model_lock:
-                predictor = self.predictor()
-                label = predict_label(predictor, case.input, image)
+            image, series = read_input(case.input, case.series_uid or None, case.files)
+            with model_input(case.input, image) as image_file:
+                with self._model_lock:
+                    predictor = self.predictor()
+                    label = predictor.predict_volume(image_file, image)
             summary = write_prediction(
                 label, image, series, case.input, case.output, predictor, self.settings.overlay, start
             )
