@@ -46,9 +46,22 @@ def stitch_patches(
 class _SliceGrid:
     """The patch grid over a volume's axial liver slices, and the per-case patch records both inferers keep."""
 
-    def __init__(self, grid: PatchGrid) -> None:
+    def __init__(self, grid: PatchGrid, bright_level: float | None = None) -> None:
         self.grid = grid
+        self.bright_level = None if bright_level is None else float(bright_level)
         self.records: list[list[dict[str, Any]]] = []
+
+    def bright_fractions(self, image: torch.Tensor, label: torch.Tensor) -> torch.Tensor | None:
+        """Per liver patch of one (C, H, W) slice (in `grid_patches` order), the fraction of its pixels at or above
+        `bright_level` in the first channel: enhancing vessels after the liver window (None when no level is set)."""
+        if self.bright_level is None:
+            return None
+        bright = (torch.as_tensor(image)[:1].float() >= self.bright_level).float()
+        return grid_patches(bright, label, self.grid)["image"].mean(dim=(1, 2, 3))
+
+    @staticmethod
+    def _bright(fractions: torch.Tensor | None, i: int) -> dict[str, float]:
+        return {} if fractions is None else {"bright_fraction": round(float(fractions[i]), 4)}
 
     def slices(self, image: torch.Tensor, label: torch.Tensor):
         """Yield (k, grid) for each axial slice of (C, H, W, D) with liver patches."""
@@ -74,6 +87,8 @@ class LiverPatchInferer(Inferer, _SliceGrid):
         grid: the patch grid (its patch size is the network's).
         n_samples: draws of z per patch for the probability and its variance.
         batch_size: patches per forward pass.
+        bright_level: when set, each record also holds "bright_fraction", the fraction of the patch at or above
+            this windowed intensity (bright vessels: the false-positive rate on vessel-only patches is read from it).
     """
 
     def __init__(
@@ -81,9 +96,10 @@ class LiverPatchInferer(Inferer, _SliceGrid):
         grid: PatchGrid = PatchGrid(),
         n_samples: int = 16,
         batch_size: int = 2048,
+        bright_level: float | None = None,
     ) -> None:
         Inferer.__init__(self)
-        _SliceGrid.__init__(self, grid)
+        _SliceGrid.__init__(self, grid, bright_level)
         self.n_samples = int(n_samples)
         self.batch_size = int(batch_size)
 
@@ -98,6 +114,7 @@ class LiverPatchInferer(Inferer, _SliceGrid):
             records: list[dict[str, Any]] = []
             shape = tuple(inputs.shape[2:4])
             for k, patches in self.slices(torch.as_tensor(inputs[b]).float(), label[b]):
+                bright = self.bright_fractions(inputs[b][..., k].cpu(), label[b][..., k].cpu())
                 outs = [
                     net.predict(chunk.to(device), self.n_samples) for chunk in patches["image"].split(self.batch_size)
                 ]
@@ -120,6 +137,7 @@ class LiverPatchInferer(Inferer, _SliceGrid):
                             "variance": float(var[i]),
                             "label": int(patches["label"][i]),
                             "tumor_fraction": float(patches["tumor_fraction"][i]),
+                            **self._bright(bright, i),
                             # voxel position of the predicted centre on the preprocessed grid (axes 0, 1, 2)
                             "centre_voxel": [row + y * p - 0.5, col + x * p - 0.5, float(k)],
                         }
@@ -138,6 +156,7 @@ class SliceMapInferer(Inferer, _SliceGrid):
         overlap: window overlap.
         grid: the patch grid scored for the AUC.
         tumor_channel: output channel of the tumour class.
+        bright_level: as for `LiverPatchInferer`.
     """
 
     def __init__(
@@ -147,9 +166,10 @@ class SliceMapInferer(Inferer, _SliceGrid):
         overlap: float = 0.25,
         grid: PatchGrid = PatchGrid(),
         tumor_channel: int = 1,
+        bright_level: float | None = None,
     ) -> None:
         Inferer.__init__(self)
-        _SliceGrid.__init__(self, grid)
+        _SliceGrid.__init__(self, grid, bright_level)
         self.slice_inferer = SliceInferer(
             roi_size=tuple(roi_size), sw_batch_size=sw_batch_size, overlap=overlap, spatial_dim=2, mode="gaussian"
         )
@@ -165,6 +185,7 @@ class SliceMapInferer(Inferer, _SliceGrid):
             records = []
             for k, patches in self.slices(prob[b].detach().cpu(), label[b]):
                 scores = patches["image"].mean(dim=(1, 2, 3))
+                bright = self.bright_fractions(torch.as_tensor(inputs[b])[..., k].cpu(), label[b][..., k].cpu())
                 for i, (row, col) in enumerate(patches["location"].tolist()):
                     records.append(
                         {
@@ -174,6 +195,7 @@ class SliceMapInferer(Inferer, _SliceGrid):
                             "score": float(scores[i]),
                             "label": int(patches["label"][i]),
                             "tumor_fraction": float(patches["tumor_fraction"][i]),
+                            **self._bright(bright, i),
                         }
                     )
             self.records.append(records)

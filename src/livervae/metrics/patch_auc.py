@@ -82,3 +82,43 @@ class PatchMapAUC(Metric):
             logger.warning("validation patches hold one class only: patch AUC undefined, reported as 0.5")
             return 0.5
         return auc
+
+
+def threshold_at_sensitivity(scores: Sequence[float], labels: Sequence[int], sensitivity: float = 0.8) -> float | None:
+    """The highest score threshold at which at least `sensitivity` of the positive patches score at or above it
+    (None without positives): an operating point that means the same for models whose scores differ in scale."""
+    positives = sorted((float(s) for s, y in zip(scores, labels) if int(y) == 1), reverse=True)
+    if not positives:
+        return None
+    needed = max(1, int(-(-float(sensitivity) * len(positives) // 1)))  # ceil without float drift for 0.8 * 10
+    return positives[min(needed, len(positives)) - 1]
+
+
+def vessel_false_positives(
+    rows: Sequence[dict[str, Any]], sensitivity: float = 0.8, min_bright_fraction: float = 0.1
+) -> dict[str, Any]:
+    """False-positive rates of one evaluation's patches on bright vessels, at the `sensitivity` operating point.
+
+    A vessel-only patch has no tumour pixel and at least `min_bright_fraction` of its pixels at the vessel level
+    ("bright_fraction" of the patch records, `LiverPatchInferer(bright_level=...)`); the other tumour-free patches
+    are the reference. A patch is called positive at or above the threshold that finds `sensitivity` of the
+    tumour patches.
+
+    Returns:
+        {"threshold", "vessel_patches", "vessel_false_positives", "vessel_fp_rate", "other_patches",
+        "other_false_positives", "other_fp_rate"} (rates None where a group is empty or no threshold exists).
+    """
+    rows = [r for r in rows if r.get("bright_fraction") not in (None, "")]
+    threshold = threshold_at_sensitivity([r["score"] for r in rows], [r["label"] for r in rows], sensitivity)
+    groups: dict[str, list[bool]] = {"vessel": [], "other": []}
+    for r in rows:
+        if float(r["tumor_fraction"]) > 0:
+            continue
+        group = "vessel" if float(r["bright_fraction"]) >= min_bright_fraction else "other"
+        groups[group].append(threshold is not None and float(r["score"]) >= threshold)
+    out: dict[str, Any] = {"threshold": threshold}
+    for name, calls in groups.items():
+        out[f"{name}_patches"] = len(calls)
+        out[f"{name}_false_positives"] = sum(calls)
+        out[f"{name}_fp_rate"] = sum(calls) / len(calls) if calls and threshold is not None else None
+    return out

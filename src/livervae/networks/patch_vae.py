@@ -99,6 +99,7 @@ class PatchVAE(nn.Module):
         self.in_channels = in_channels
         self.latent_dim = latent_dim
         self.mask_mode = mask_mode
+        self.encoder_frozen = False
         half = patch_size // 2
         self.encoder = nn.Sequential(
             Convolution(2, in_channels, c1, strides=1, kernel_size=3, act="LEAKYRELU", norm="BATCH"),
@@ -208,6 +209,25 @@ class PatchVAE(nn.Module):
             }
         finally:
             self.train(was_training)
+
+    def _encoder_modules(self) -> list[nn.Module]:
+        return [self.encoder, self.fc_mu, self.fc_logvar]
+
+    def freeze_encoder(self, frozen: bool = True) -> "PatchVAE":
+        """Fix (or free) the encoder and its mu/log-variance layers for the classifier stage: no gradients, and
+        its batch norms stay in eval mode (their pre-training statistics) when the rest trains. Training the
+        classifier on a fixed latent is the study's design and a third of the cost of fine-tuning the encoder."""
+        self.encoder_frozen = bool(frozen)
+        for module in self._encoder_modules():
+            module.requires_grad_(not frozen)
+        return self.train(self.training)
+
+    def train(self, mode: bool = True) -> "PatchVAE":
+        super().train(mode)
+        if getattr(self, "encoder_frozen", False):
+            for module in self._encoder_modules():
+                module.eval()
+        return self
 
     def vae_parameters(self) -> list[nn.Parameter]:
         """Parameters trained in VAE pre-training: encoder and decoder(s), not the classifier."""

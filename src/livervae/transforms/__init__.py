@@ -4,7 +4,7 @@ from livervae.transforms.active_contour import ActiveContourd
 from livervae.transforms.intensity import LiverReferencedIntensityd
 from livervae.transforms.liver_roi import LiverROICropd, liver_bounding_box
 from livervae.transforms.morphology import BinaryClosingd, binary_closing
-from livervae.transforms.patch_targets import PatchTargetsd, tumor_centre
+from livervae.transforms.patch_targets import PatchTargetsd, tumor_centre, tumor_centres
 from livervae.transforms.postprocess import RemoveSmallTumorsd
 from livervae.transforms.severity import Severityd
 from livervae.transforms.source_grid import SourceGridLabeld
@@ -23,4 +23,5 @@ __all__ = [
     "binary_closing",
     "liver_bounding_box",
     "tumor_centre",
+    "tumor_centres",
 ]

@@ -11,19 +11,28 @@ from monai.transforms import MapTransform
 from livervae.data.patches import TUMOR_THRESHOLD
 
 
+def tumor_centres(masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The tumour pixels' centroids of a batch of (B, 1, p, p) masks as (B, 2) (x, y) in [0, 1]: x along columns
+    (array axis -1), y along rows (axis -2), each (index + 0.5) / p; the patch centre (0.5, 0.5) where a mask has no
+    tumour. Second value: (B,) bool, whether each mask has any tumour pixel."""
+    planes = torch.as_tensor(masks).float().flatten(0, -3)
+    totals = planes.sum(dim=(1, 2))
+    present = totals > 0
+    p_rows, p_cols = planes.shape[-2:]
+    rows = (torch.arange(p_rows, dtype=torch.float32) + 0.5) / p_rows
+    cols = (torch.arange(p_cols, dtype=torch.float32) + 0.5) / p_cols
+    safe = totals.clamp(min=1e-12)
+    y = (planes.sum(dim=2) * rows).sum(dim=1) / safe
+    x = (planes.sum(dim=1) * cols).sum(dim=1) / safe
+    centres = torch.stack([x, y], dim=1)
+    centres[~present] = 0.5
+    return centres, present
+
+
 def tumor_centre(mask: torch.Tensor) -> tuple[torch.Tensor, bool]:
-    """The tumour pixels' centroid of a (1, p, p) mask as (x, y) in [0, 1]: x along columns (array axis 1), y along
-    rows (axis 0), each (index + 0.5) / p; the patch centre (0.5, 0.5) when there is no tumour (second value False).
-    """
-    plane = torch.as_tensor(mask)[0].float()
-    total = plane.sum()
-    if float(total) <= 0:
-        return torch.tensor([0.5, 0.5]), False
-    rows = (torch.arange(plane.shape[0], dtype=torch.float32) + 0.5) / plane.shape[0]
-    cols = (torch.arange(plane.shape[1], dtype=torch.float32) + 0.5) / plane.shape[1]
-    y = (plane.sum(dim=1) * rows).sum() / total
-    x = (plane.sum(dim=0) * cols).sum() / total
-    return torch.stack([x, y]), True
+    """`tumor_centres` of one (1, p, p) mask: (2,) centre and whether the mask has tumour."""
+    centres, present = tumor_centres(torch.as_tensor(mask)[None])
+    return centres[0], bool(present[0])
 
 
 class PatchTargetsd(MapTransform):
