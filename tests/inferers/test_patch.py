@@ -71,3 +71,27 @@ def test_inferers_need_a_matching_label():
         LiverPatchInferer(PatchGrid(8, 8))(image, MeanIntensityVAE(patch_size=8))
     with pytest.raises(ValueError, match="does not match the image"):
         LiverPatchInferer(PatchGrid(8, 8))(image, MeanIntensityVAE(patch_size=8), label=label[..., :2])
+
+
+def test_both_inferers_record_the_bright_fraction_of_each_patch_when_given_a_vessel_level():
+    image, label = _volume()
+    image[0, 0, 8:10, 0:8, 1] = 0.9  # 16 of the 64 pixels of the patch at (8, 0) at vessel level
+    grid = PatchGrid(8, 8, min_liver_fraction=0.5)
+    vae = LiverPatchInferer(grid, bright_level=0.8)
+    vae(image, MeanIntensityVAE(patch_size=8), label=label)
+
+    def net(x):
+        return torch.cat([torch.zeros_like(x), x], dim=1)
+
+    unet = SliceMapInferer(roi_size=(16, 16), grid=grid, bright_level=0.8)
+    unet(image, net, label=label)
+    for records in (vae.records[0], unet.records[0]):
+        assert {(r["row"], r["col"]): r["bright_fraction"] for r in records} == {
+            (0, 0): 0.0,
+            (0, 8): 0.0,  # 0.5 is below the level
+            (8, 0): 0.25,
+            (8, 8): 0.0,
+        }
+    plain = LiverPatchInferer(grid)
+    plain(image, MeanIntensityVAE(patch_size=8), label=label)
+    assert all("bright_fraction" not in r for r in plain.records[0])

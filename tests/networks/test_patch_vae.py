@@ -59,3 +59,24 @@ def test_parameter_groups_and_bad_input():
         PatchVAE(patch_size=7)
     with pytest.raises(ValueError, match="mask_mode must be one of"):
         PatchVAE(mask_mode="both")
+
+
+def test_a_frozen_encoder_keeps_its_weights_and_batch_norm_statistics_while_the_classifier_trains():
+    torch.manual_seed(0)
+    net = PatchVAE(patch_size=8, channels=(4, 8), latent_dim=4, classifier_channels=4, classifier_hidden=8)
+    net.freeze_encoder(True)
+    net.train()
+    encoder = [m for m in (net.encoder, net.fc_mu, net.fc_logvar)]
+    assert all(not m.training for m in encoder) and net.classifier.training
+    assert all(not p.requires_grad for m in encoder for p in m.parameters())
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    optimizer = torch.optim.AdamW(net.classifier_parameters(False), 1e-2)
+    x, y = torch.rand(16, 1, 8, 8) * 3 + 1, torch.randint(0, 2, (16,))
+    torch.nn.functional.cross_entropy(net(x), y).backward()
+    optimizer.step()
+    after = net.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith("classifier.") for k in changed)  # running means untouched too
+    net.freeze_encoder(False)
+    net.train()
+    assert net.encoder.training and all(p.requires_grad for p in net.encoder.parameters())
