@@ -69,6 +69,18 @@ def test_patch_vae_learns_the_phantom_tumor_signal(trained):
     assert checkpoint["settings"]["patch_size"] == 8 and checkpoint["settings"]["liver_reference_hu"] == 100.0
 
 
+def test_the_classifier_stage_trains_on_the_frozen_pre_trained_encoder(trained):
+    checkpoints = trained["vae_fold"] / "train" / "checkpoints"
+    pre = torch.load(checkpoints / "vae" / f"checkpoint_epoch={VAE_EPOCHS}.pt", weights_only=True)["model"]
+    final = torch.load(next((checkpoints / "classifier").iterdir()), weights_only=True)["model"]
+    encoder = [k for k in pre if k.startswith(("encoder.", "fc_mu.", "fc_logvar."))]
+    assert encoder and all(torch.equal(pre[k], final[k]) for k in encoder)  # batch-norm statistics included
+    assert any(not torch.equal(pre[k], final[k]) for k in pre if k.startswith("classifier."))
+    with open(trained["vae_fold"] / "eval" / "patches.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert all(0.0 <= float(r["bright_fraction"]) <= 1.0 for r in rows)  # the vessel-level share is recorded
+
+
 def test_unet_baseline_reports_dice_and_the_same_patches(trained):
     unet = trained["unet"]
 

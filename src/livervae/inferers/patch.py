@@ -52,11 +52,14 @@ class _SliceGrid:
         self.records: list[list[dict[str, Any]]] = []
 
     def bright_fractions(self, image: torch.Tensor, label: torch.Tensor) -> torch.Tensor | None:
-        """Per liver patch of one (C, H, W) slice (in `grid_patches` order), the fraction of its pixels at or above
-        `bright_level` in the first channel: enhancing vessels after the liver window (None when no level is set)."""
+        """Per liver patch of one (C, H, W) slice (in `grid_patches` order), the fraction of its pixels that are
+        liver and at or above `bright_level` in the first channel: enhancing intrahepatic vessels after the liver
+        window (None when no level is set). Pixels outside the liver (bone, aorta, contrast-filled bowel) do not
+        count: on phantoms every patch so found holds vessel voxels (tests/inferers)."""
         if self.bright_level is None:
             return None
-        bright = (torch.as_tensor(image)[:1].float() >= self.bright_level).float()
+        liver = torch.as_tensor(label)[:1] >= LIVER
+        bright = ((torch.as_tensor(image)[:1].float() >= self.bright_level) & liver).float()
         return grid_patches(bright, label, self.grid)["image"].mean(dim=(1, 2, 3))
 
     @staticmethod
