@@ -95,3 +95,29 @@ def test_both_inferers_record_the_bright_fraction_of_each_patch_when_given_a_ves
     plain = LiverPatchInferer(grid)
     plain(image, MeanIntensityVAE(patch_size=8), label=label)
     assert all("bright_fraction" not in r for r in plain.records[0])
+
+
+@pytest.mark.parametrize("index", [1, 2])
+def test_patches_bright_at_the_vessel_level_hold_the_phantoms_true_vessels(index):
+    """The bundles' vessel level (150 HU after the liver is shifted to 100 HU, window [-100, 200]) on phantoms
+    with known vessel masks: every tumour-free patch with >= 10 % such pixels contains vessel voxels."""
+    import numpy as np
+
+    from livervae.data.patches import grid_patches
+    from livervae.data.phantom import PhantomConfig, generate_case
+
+    image, label, _, masks = generate_case(index, 0, PhantomConfig.small(), return_masks=True)
+    hu = torch.as_tensor(image.array.astype(np.float32))
+    lab = torch.as_tensor(label.array.astype(np.float32))
+    vessels = torch.as_tensor(masks["vessels"].astype(np.float32))
+    windowed = (hu - hu[lab >= 1].median() + 100.0 + 100.0) / 300.0
+    grid = PatchGrid(8, 8)
+    inferer = LiverPatchInferer(grid, bright_level=(150.0 + 100.0) / 300.0)
+    found = with_vessel = 0
+    for k in torch.nonzero((lab >= 1).sum(dim=(0, 1))).flatten().tolist():
+        fractions = inferer.bright_fractions(windowed[..., k][None], lab[..., k][None])
+        truth = grid_patches(vessels[..., k][None], lab[..., k][None], grid)
+        chosen = (truth["tumor_fraction"] == 0) & (fractions >= 0.1)
+        found += int(chosen.sum())
+        with_vessel += int((chosen & (truth["image"].amax(dim=(1, 2, 3)) > 0)).sum())
+    assert found >= 3 and with_vessel == found
