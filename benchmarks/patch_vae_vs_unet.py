@@ -21,6 +21,7 @@ patch VAE / U-Net and the targets. Peaks are maxima over folds, times are sums.
     python benchmarks/patch_vae_vs_unet.py                               # bundle defaults, every fold
     python benchmarks/patch_vae_vs_unet.py --quick                       # CPU: small phantoms at 3 mm
     python benchmarks/patch_vae_vs_unet.py --device cuda
+    python benchmarks/patch_vae_vs_unet.py --report runs/a/results.json runs/b/results.json   # saved runs, one table
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling scripts, not
 from machine import PeakMemory, rss_mib  # noqa: E402
 
 from livervae.bundle_names import PATCH_VAE_BUNDLE, UNET_BUNDLE  # noqa: E402
+from livervae.io.atomic import write_json_atomic  # noqa: E402
 
 MODELS = ("patch_vae", "unet", "resnet50_unet")
 PATCH_VAE = PATCH_VAE_BUNDLE
@@ -347,7 +349,27 @@ def overrides(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any],
     return common, vae, unet
 
 
+def report_saved(paths: list[Path]) -> str:
+    """The table of one or more saved results.json files together (e.g. a run interrupted and one that added a
+    model on the same cohort and folds); refuses files measured on different cohorts or settings."""
+    runs = [json.loads(Path(p).read_text(encoding="utf-8")) for p in paths]
+    keys = ("patients", "grid", "common")
+    first = runs[0]
+    for path, run in zip(paths[1:], runs[1:]):
+        if run["patients"] != first["patients"] or run["settings"]["grid"] != first["settings"]["grid"]:
+            raise SystemExit(f"{path}: another cohort or patch grid than {paths[0]} ({', '.join(keys)} differ)")
+    results = [r for run in runs for r in run["results"]]
+    models = [m for m in MODELS if any(r["model"] == m for r in results)]
+    folds = sorted({r["fold"] for r in results})
+    return report(results, models, folds, first["machine"])
+
+
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv[:1] == ["--report"]:
+        print(report_saved([Path(p) for p in argv[1:]]))
+        return 0
     args = parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     common, vae, unet = overrides(args)
@@ -393,9 +415,11 @@ def main(argv: list[str] | None = None) -> int:
             results.append(result)
             state = result.get("error") or f"AUC {result['auc']}, {result['train_seconds']:.1f} s training"
             print(f"fold {fold} {model}: {state} ({time.perf_counter() - start:.0f} s in all)", flush=True)
+            # after every run, so an interrupted benchmark keeps what it measured (`--report` prints it)
+            saved = {"settings": settings, "patients": patients, "folds": folds, "machine": machine}
+            write_json_atomic(args.work / "results.json", {**saved, "models": args.models, "results": results})
     text = report(results, args.models, folds, machine)
-    write = {"settings": settings, "patients": patients, "folds": folds, "results": results, "report": text}
-    (args.work / "results.json").write_text(json.dumps(write, indent=2))
+    write_json_atomic(args.work / "results.json", {**saved, "models": args.models, "results": results, "report": text})
     print()
     print(text)
     return 0 if all("error" not in r for r in results) else 1

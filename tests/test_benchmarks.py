@@ -342,6 +342,8 @@ def test_patch_vae_benchmark_trains_and_scores_both_models_on_one_fold(tmp_path,
         f"time <= 0.67 x unet: {time_ratio:.2f} ({'met' if time_ratio <= 2 / 3 else 'not met'})"
     )
     assert "(not met)" in lines[-1].split(";")[0]  # one fold cannot reach five
+    assert _bench("patch_vae_vs_unet").main(["--report", str(tmp_path / "results.json")]) == 0
+    assert capsys.readouterr().out.rstrip("\n") == saved["report"] == "\n".join(lines[header - 2 :])
 
 
 @pytest.mark.slow
