@@ -353,11 +353,14 @@ def report_saved(paths: list[Path]) -> str:
     """The table of one or more saved results.json files together (e.g. a run interrupted and one that added a
     model on the same cohort and folds); refuses files measured on different cohorts or settings."""
     runs = [json.loads(Path(p).read_text(encoding="utf-8")) for p in paths]
-    keys = ("patients", "grid", "common")
+
+    def identity(run: dict[str, Any]) -> tuple[Any, ...]:
+        return run["patients"], run["settings"]["grid"], run["settings"]["common"]
+
     first = runs[0]
     for path, run in zip(paths[1:], runs[1:]):
-        if run["patients"] != first["patients"] or run["settings"]["grid"] != first["settings"]["grid"]:
-            raise SystemExit(f"{path}: another cohort or patch grid than {paths[0]} ({', '.join(keys)} differ)")
+        if identity(run) != identity(first):
+            raise SystemExit(f"{path}: another cohort, patch grid or shared settings than {paths[0]}")
     results = [r for run in runs for r in run["results"]]
     models = [m for m in MODELS if any(r["model"] == m for r in results)]
     folds = sorted({r["fold"] for r in results})

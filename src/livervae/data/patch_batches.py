@@ -53,8 +53,7 @@ class PatchBatchDataset(Dataset):
     Patches repeated by patient balancing share their tensors; they are stored once and indexed.
 
     Args:
-        patches: the fold's patches ("image" (C, p, p), "mask" (1, p, p); "patient_id" and "slice" kept for
-            reports).
+        patches: the fold's patches ("image" (C, p, p), "mask" (1, p, p)).
         tumor_threshold: fraction of tumour pixels that makes a tumour patch.
         augment: draw a random symmetry per patch (training); False serves them as they are (validation).
 
@@ -82,16 +81,11 @@ class PatchBatchDataset(Dataset):
         self.images = torch.stack(images)
         self.masks = torch.stack(masks)
         self.index = torch.as_tensor(index, dtype=torch.long)
-        self.patient_ids = [str(p.get("patient_id", "")) for p in patches]
         self.tumor_threshold = float(tumor_threshold)
         self.augment = bool(augment)
 
     def __len__(self) -> int:
         return int(self.index.numel())
-
-    def labels(self) -> torch.Tensor:
-        """(N,) tumour-patch labels without augmentation (symmetries keep the pixel count, so they are final)."""
-        return tumor_labels(self.masks[self.index], self.tumor_threshold)
 
     def __getitem__(self, indices: int | Sequence[int] | torch.Tensor) -> dict[str, torch.Tensor]:
         """One batch: "image" (B, C, p, p) float, "mask" (B, 1, p, p) float, "label" (B,) long, "coords" (B, 2),

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from livervae.data.patches import PatchGrid, grid_patches
 from livervae.data.phantom import PhantomConfig, generate_cohort
 from livervae.data.writer import DatasetWriter
 from livervae.errors import InputError
-from livervae.io.atomic import write_json_atomic
+from livervae.io.atomic import atomic_directory, write_json_atomic
 from livervae.io.volume import Volume
 from livervae.labels import LIVER
 
@@ -46,7 +45,7 @@ def tumor_patch_count(label: Volume, grid: PatchGrid = PatchGrid(), pixdim: floa
     tensor = Orientation(axcodes="RAS")(tensor)
     tensor = Spacing(pixdim=(pixdim, pixdim, -1), mode="nearest")(tensor)
     tensor = CropForeground(margin=(crop_margin, crop_margin, 0), allow_smaller=True)(tensor)
-    plain = torch.as_tensor(tensor.as_tensor() if hasattr(tensor, "as_tensor") else tensor).round()
+    plain = tensor.as_tensor().round()
     total = 0
     for k in torch.nonzero((plain[0] >= LIVER).sum(dim=(0, 1))).flatten().tolist():
         plane = plain[..., k]
@@ -67,7 +66,8 @@ def build_patch_cohort(
 ) -> dict[str, Any]:
     """Write a normalised phantom dataset (images/, labels/, datalist.json, summary.json) of `n_patients`
     phantoms that each hold at least `min_tumor_patches` tumour patches; reuse it when `out_dir` already holds
-    one built with the same settings. Written to a staging folder and moved into place when complete.
+    one built with the same settings. Built in a staging folder (`atomic_directory`) that replaces `out_dir` only
+    when complete.
 
     Returns:
         The cohort record (also `out_dir/patch_cohort.json`): settings, kept phantoms with their tumour-patch
@@ -96,12 +96,10 @@ def build_patch_cohort(
         if record.get("settings") == settings:
             return record
     limit = int(max_candidates or 4 * n_patients)
-    staging = out.with_name(out.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    writer = DatasetWriter(staging, name=out.name, source_format="phantom")
     kept: dict[str, int] = {}
     skipped: dict[str, int] = {}
-    try:
+    with atomic_directory(out, overwrite=True) as staging:
+        writer = DatasetWriter(staging, name=out.name, source_format="phantom")
         for case in generate_cohort(limit, seed, config):
             count = tumor_patch_count(case.label, grid, pixdim, crop_margin)
             if count >= min_tumor_patches:
@@ -123,9 +121,4 @@ def build_patch_cohort(
         writer.finish(n_folds=1, seed=seed)
         record = {"settings": settings, "kept": kept, "skipped": skipped}
         write_json_atomic(staging / "patch_cohort.json", record)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    shutil.rmtree(out, ignore_errors=True)
-    staging.rename(out)
     return record

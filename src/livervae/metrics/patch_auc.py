@@ -11,6 +11,7 @@ The report built from these (`PatchReportHandler`) is in `livervae.handlers.patc
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -90,7 +91,8 @@ def threshold_at_sensitivity(scores: Sequence[float], labels: Sequence[int], sen
     positives = sorted((float(s) for s, y in zip(scores, labels) if int(y) == 1), reverse=True)
     if not positives:
         return None
-    needed = max(1, int(-(-float(sensitivity) * len(positives) // 1)))  # ceil without float drift for 0.8 * 10
+    # The tolerance keeps products such as 0.7 * 10 = 7.000000000000001 from asking for one positive more.
+    needed = max(1, math.ceil(float(sensitivity) * len(positives) - 1e-9))
     return positives[min(needed, len(positives)) - 1]
 
 
