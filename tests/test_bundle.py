@@ -46,6 +46,23 @@ def test_eval_metrics_stay_flat_numbers_one_prefix_per_evaluation_set(tmp_path):
     }
 
 
+def test_recorded_lesion_metrics_are_lits_with_the_any_overlap_ones_named_apart(tmp_path):
+    bundle = tmp_path / LIVER_BUNDLE
+    shutil.copytree(bundle_root(LIVER_BUNDLE), bundle, ignore=shutil.ignore_patterns("models"))
+    (tmp_path / "ds").mkdir()
+    lits = {"recall": 0.25, "precision": 0.5, "detected": 1, "reference_lesions": 4, "false_positives": 1}
+    summary = {"cases": 1, "lesions": lits, "lesions_any_overlap": {"recall": 0.75, "precision": 1.0, "detected": 3}}
+    record_eval_metrics(str(bundle), summary, tmp_path / "ds", 0, "all", "set", allow_external=True)
+    assert recorded_metrics(json.loads((bundle / "configs" / "metadata.json").read_text()), "set") == {
+        "lesion_recall": 0.25,
+        "lesion_precision": 0.5,
+        "lesion_detected": 1.0,
+        "lesion_reference_lesions": 4.0,
+        "lesion_any_overlap_recall": 0.75,
+        "lesion_any_overlap_precision": 1.0,
+    }
+
+
 @pytest.mark.parametrize("name", BUNDLES)
 def test_cpu_preset_is_an_overlay_of_keys_the_training_config_has(name):
     from monai.bundle import ConfigParser

@@ -2,8 +2,9 @@
 
 Each dataset is evaluated twice through the bundle's own `evaluate.json` (same model, same cases, only
 `active_contour` switched), and the tumour metrics that refinement can move are tabulated side by side: tumour
-Dice per case and global, lesion-wise recall and precision (overall and by size) and tumour HD95/ASSD. The table
-goes to `ablation.md`, the numbers to `ablation.json`, both written atomically.
+Dice per case and global, lesion-wise recall and precision by the LiTS criterion (overall, and recall by size),
+the lenient any-overlap recall and precision beside them, and tumour HD95/ASSD. The table goes to `ablation.md`,
+the numbers to `ablation.json`, both written atomically.
 """
 
 from __future__ import annotations
@@ -21,18 +22,22 @@ from livervae.labels import current_key
 
 logger = logging.getLogger(__name__)
 
-# (summary key, lesion-summary key) -> column title; None marks a key of the top-level summary.
-COLUMNS: tuple[tuple[str | None, str, str], ...] = (
-    (None, "tumor_dice_mean", "tumour Dice (mean)"),
-    (None, "tumor_dice_global", "tumour Dice (global)"),
-    ("lesions", "recall", "lesion recall"),
-    ("lesions", "precision", "lesion precision"),
-    ("lesions", "recall_<10mm", "recall <10 mm"),
-    ("lesions", "recall_10-20mm", "recall 10-20 mm"),
-    ("lesions", "recall_>20mm", "recall >20 mm"),
-    (None, "tumor_hd95_mm_mean", "tumour HD95 mm"),
-    (None, "tumor_assd_mm_mean", "tumour ASSD mm"),
-    (None, "liver_dice_mean", "liver Dice"),
+# (summary group, key in it, row key, column title); group None is the top-level summary. The lesion columns are
+# the LiTS detection criterion (summary "lesions", row keys lits_*) and, secondary, the lenient any-overlap count
+# (summary "lesions_any_overlap", row keys any_overlap_*); see `livervae.metrics.lesions`.
+COLUMNS: tuple[tuple[str | None, str, str, str], ...] = (
+    (None, "tumor_dice_mean", "tumor_dice_mean", "tumour Dice (mean)"),
+    (None, "tumor_dice_global", "tumor_dice_global", "tumour Dice (global)"),
+    ("lesions", "recall", "lits_recall", "LiTS lesion recall"),
+    ("lesions", "precision", "lits_precision", "LiTS lesion precision"),
+    ("lesions", "recall_<10mm", "lits_recall_<10mm", "LiTS recall <10 mm"),
+    ("lesions", "recall_10-20mm", "lits_recall_10-20mm", "LiTS recall 10-20 mm"),
+    ("lesions", "recall_>20mm", "lits_recall_>20mm", "LiTS recall >20 mm"),
+    ("lesions_any_overlap", "recall", "any_overlap_recall", "any-overlap recall"),
+    ("lesions_any_overlap", "precision", "any_overlap_precision", "any-overlap precision"),
+    (None, "tumor_hd95_mm_mean", "tumor_hd95_mm_mean", "tumour HD95 mm"),
+    (None, "tumor_assd_mm_mean", "tumor_assd_mm_mean", "tumour ASSD mm"),
+    (None, "liver_dice_mean", "liver_dice_mean", "liver Dice"),
 )
 
 
@@ -81,7 +86,7 @@ def run_ablation(
             logger.info("ablation: %s, refinement %s", name, "on" if refined else "off")
             summary = evaluate(TUMOR_BUNDLE, dataset, fold, split, folder, device, settings)["summary"]
             row: dict[str, Any] = {"dataset": name, "refinement": refined, "cases": summary.get("cases")}
-            row.update({key: _value(summary, group, key) for group, key, _ in COLUMNS})
+            row.update({row_key: _value(summary, group, key) for group, key, row_key, _ in COLUMNS})
             rows.append(row)
     table = markdown_table(rows)
     write_json_atomic(out / "ablation.json", {"split": split, "fold": fold, "rows": rows})
@@ -91,11 +96,11 @@ def run_ablation(
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     """The ablation rows as a Markdown table, one line per dataset and setting."""
-    header = ["dataset", "refinement", "cases"] + [title for _, _, title in COLUMNS]
+    header = ["dataset", "refinement", "cases"] + [title for *_, title in COLUMNS]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         cells = [str(row["dataset"]), "on" if row["refinement"] else "off", str(row["cases"])]
-        cells += [_format(row[key]) for _, key, _ in COLUMNS]
+        cells += [_format(row.get(row_key, math.nan)) for _, _, row_key, _ in COLUMNS]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -369,7 +369,9 @@ def record_eval_metrics(
     `label` (default: the dataset folder names), e.g. `real_ct_3dircadb1_17_liver_dice_mean`, so the metrics on
     unseen phantoms and on a real CT sit side by side; `eval_data[label]` says what was measured and the SHA-256 of
     the weights used. Only measured values are written, so the metadata never carries numbers typed by hand.
-    Other labels' entries are kept; entries of no recorded label (an older record) are dropped.
+    Other labels' entries are kept; entries of no recorded label (an older record) are dropped. `lesion_recall`,
+    `lesion_precision`, `lesion_detected` and `lesion_reference_lesions` are the LiTS detection numbers
+    (`summary["lesions"]`); `lesion_any_overlap_recall` and `lesion_any_overlap_precision` the lenient ones.
     """
     import json
     import math
@@ -390,11 +392,16 @@ def record_eval_metrics(
     if aucs:
         metrics["auc_fold_mean"] = round(float(sum(aucs) / len(aucs)), 4)
         metrics["auc_fold_min"] = round(float(min(aucs)), 4)
-    lesions = summary.get("lesions", {})
-    for key in ("recall", "precision", "detected", "reference_lesions"):
-        value = lesions.get(key)
-        if value is not None and not math.isnan(float(value)):
-            metrics[f"lesion_{key}"] = round(float(value), 4)
+    # lesion_*: the LiTS detection criterion (summary["lesions"]); lesion_any_overlap_*: the lenient count.
+    lesion_keys = (
+        ("lesions", "lesion", ("recall", "precision", "detected", "reference_lesions")),
+        ("lesions_any_overlap", "lesion_any_overlap", ("recall", "precision")),
+    )
+    for group, prefix, names in lesion_keys:
+        for key in names:
+            value = summary.get(group, {}).get(key)
+            if value is not None and not math.isnan(float(value)):
+                metrics[f"{prefix}_{key}"] = round(float(value), 4)
     names = "+".join(p.name for p in dataset_dirs(dataset_dir))
     label = label or names
     count = f"{summary['cases']} case(s)" if "cases" in summary else f"{len(folds)} fold(s)"

@@ -183,8 +183,9 @@ def run_demo(
         )
         print(
             f"real CT ({IRCAD_ATTRIBUTION}; never in training): liver Dice {real['liver_dice_mean']:.3f}, "
-            f"tumour Dice {real['tumor_dice_mean']:.3f}, lesions detected "
-            f"{real['lesions']['detected']}/{real['lesions']['reference_lesions']}"
+            f"tumour Dice {real['tumor_dice_mean']:.3f}, lesions detected (LiTS, IoU > "
+            f"{real['lesions']['min_overlap']:g}) {real['lesions']['detected']}/{real['lesions']['reference_lesions']}"
+            f", by any overlap {real['lesions_any_overlap']['detected']}/{real['lesions']['reference_lesions']}"
         )
         print(f"look first at: {out / 'real_prediction' / 'metrics' / (REAL_CASE + '_vs_reference.png')}")
     timings["total_s"] = round(time.perf_counter() - start, 1)

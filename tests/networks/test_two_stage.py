@@ -189,3 +189,39 @@ def test_weights_saved_with_the_old_tumour_spelling_load_strictly():
     fresh = _net(_stage(), _stage())
     fresh.load_state_dict(old, strict=True)  # as MONAI's CheckpointLoader does with a 0.1 model.pt
     assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), net.state_dict().values()))
+
+
+def test_temperature_scaling_of_the_stage_probability_equals_softmax_of_scaled_logits():
+    from livervae.networks.two_stage import temper
+
+    logits = torch.tensor([[-3.0, 1.0], [0.5, 0.2], [2.0, -4.0]])
+    probability = torch.softmax(logits, dim=1)[:, 1]
+    expected = torch.softmax(logits / 2.5, dim=1)[:, 1]
+    assert torch.allclose(temper(probability, 2.5), expected, atol=1e-6)
+    assert torch.equal(temper(probability, 1.0), probability)
+
+
+def test_test_time_passes_are_identity_flips_and_hu_shifts_and_their_mean_is_the_forward():
+    net = _net(BoxLogits(0.3, 0.7), BoxLogits(0.65, 0.9))
+    net.flips, net.hu_shifts = ((0,), (1, 2)), (-40.0,)
+    assert net.passes() == [((), 0.0), ((0,), 0.0), ((1, 2), 0.0), ((), -40.0)]
+    stages = net.stage_probabilities(_phantom())
+    assert stages.liver_passes.shape[0] == 4 and stages.tumour_passes.shape[0] == 4
+    # The box models are flip-equivariant: flipped passes agree with the identity pass.
+    assert torch.allclose(stages.liver_passes[0], stages.liver_passes[1], atol=1e-5)
+    # A -40 HU shift moves the "tumour" (80 HU -> 0.4) out of the tumour model's box: that pass finds none.
+    assert float(stages.tumour_passes[3].max()) < 0.01 < float(stages.tumour_passes[0].max())
+    assert torch.allclose(stages.tumour, stages.tumour_passes.mean(0, keepdim=True), atol=1e-6)
+    assert torch.allclose(net(_phantom()), stages.classes(), atol=1e-6)
+
+
+def test_liver_reconstruction_loss_is_repeatable_and_leaves_the_global_rng_alone():
+    net = TwoStageLiverTumorNet(**_two_stage_arguments()).eval()
+    image = _phantom()
+    torch.manual_seed(5)
+    state = torch.random.get_rng_state()
+    first = net.liver_reconstruction_loss(image, net.liver_probability(image))
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert first == net.liver_reconstruction_loss(image, net.liver_probability(image))
+    noisy = image + 60.0 * torch.randn_like(image)
+    assert net.liver_reconstruction_loss(noisy) != first

@@ -3,6 +3,12 @@
 Per case: liver and tumour Dice, HD95 and ASSD (mm), relative volume error, lesion counts and detections.
 Summary: means over cases (NaN-aware), the LiTS global tumour Dice, and lesion-wise precision/recall overall
 and by lesion size (see `livervae.metrics.lesions`).
+
+Lesion detection is reported twice. The primary numbers follow the LiTS challenge criterion (merged lesions,
+IoU > `min_overlap`, 0.5): summary `lesions`, row/CSV columns `detected_lesions` and `false_positive_lesions`.
+The lenient any-overlap count is secondary and says so in its name: summary `lesions_any_overlap`, columns
+`detected_lesions_any_overlap` and `false_positive_lesions_any_overlap`. `reference_lesions` and
+`predicted_lesions` (the 26-connected components) are the same for both.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import numpy as np
 
 from livervae.io.atomic import write_json_atomic, write_text_atomic
 from livervae.io.volume import Volume
-from livervae.metrics.lesions import Lesion, detection_summary, match_lesions
+from livervae.metrics.lesions import LITS_MIN_OVERLAP, Lesion, detection_summary, match_lesions
 from livervae.metrics.segmentation import (
     OverlapCounts,
     global_dice,
@@ -42,6 +48,9 @@ CSV_COLUMNS = (
     "reference_lesions",
     "predicted_lesions",
     "detected_lesions",
+    "false_positive_lesions",
+    "detected_lesions_any_overlap",
+    "false_positive_lesions_any_overlap",
 )
 
 
@@ -51,15 +60,24 @@ class SegmentationReport:
     Args:
         structures: which structures to evaluate ("liver", "tumor"); the liver bundle evaluates liver only.
         surface: compute HD95/ASSD (the slowest part on large volumes).
+        min_overlap: the LiTS lesion-detection IoU threshold (a detection needs IoU greater than this).
     """
 
-    def __init__(self, structures: tuple[str, ...] = ("liver", "tumor"), surface: bool = True) -> None:
+    def __init__(
+        self,
+        structures: tuple[str, ...] = ("liver", "tumor"),
+        surface: bool = True,
+        min_overlap: float = LITS_MIN_OVERLAP,
+    ) -> None:
         self.structures = structures
         self.surface = surface
+        self.min_overlap = min_overlap
         self.rows: list[dict[str, Any]] = []
         self.counts: dict[str, list[OverlapCounts]] = {name: [] for name in structures}
-        self.reference_lesions: list[Lesion] = []
-        self.predicted_lesions: list[Lesion] = []
+        self.reference_lesions: list[Lesion] = []  # LiTS: matched = detected
+        self.predicted_lesions: list[Lesion] = []  # LiTS: matched = true positive
+        self.reference_lesions_any_overlap: list[Lesion] = []
+        self.predicted_lesions_any_overlap: list[Lesion] = []
         self.overlay_inputs: list[tuple[str, Volume, np.ndarray, np.ndarray]] = []
 
     def add(self, case_id: str, pred: np.ndarray, ref: np.ndarray, image: Volume, keep_overlay: bool = True) -> dict:
@@ -83,19 +101,30 @@ class SegmentationReport:
             row[f"{name}_hd95_mm"], row[f"{name}_assd_mm"] = hd95, assd
             row[f"{name}_volume_error"] = volume_error(pred_masks[name], ref_masks[name])
         if "tumor" in self.structures:
-            reference, predicted = match_lesions(pred_masks["tumor"], ref_masks["tumor"], image.voxel_volume_ml)
-            self.reference_lesions += reference
-            self.predicted_lesions += predicted
-            row["reference_lesions"] = len(reference)
-            row["predicted_lesions"] = len(predicted)
-            row["detected_lesions"] = sum(lesion.matched for lesion in reference)
+            lesions = match_lesions(pred_masks["tumor"], ref_masks["tumor"], image.voxel_volume_ml, self.min_overlap)
+            self.reference_lesions += lesions.reference
+            self.predicted_lesions += lesions.predicted
+            self.reference_lesions_any_overlap += lesions.reference_any_overlap
+            self.predicted_lesions_any_overlap += lesions.predicted_any_overlap
+            row["reference_lesions"] = len(lesions.reference)
+            row["predicted_lesions"] = len(lesions.predicted)
+            row["detected_lesions"] = sum(lesion.matched for lesion in lesions.reference)
+            row["false_positive_lesions"] = sum(not lesion.matched for lesion in lesions.predicted)
+            row["detected_lesions_any_overlap"] = sum(lesion.matched for lesion in lesions.reference_any_overlap)
+            row["false_positive_lesions_any_overlap"] = sum(
+                not lesion.matched for lesion in lesions.predicted_any_overlap
+            )
         self.rows.append(row)
         if keep_overlay:
             self.overlay_inputs.append((case_id, image, pred, ref))
         return row
 
     def summary(self) -> dict[str, Any]:
-        """Means over cases, global tumour Dice and lesion-wise detection."""
+        """Means over cases, global tumour Dice and lesion-wise detection.
+
+        `lesions` holds the LiTS detection numbers (with the `min_overlap` used), `lesions_any_overlap` the
+        lenient ones; both as `livervae.metrics.lesions.detection_summary` returns them.
+        """
         result: dict[str, Any] = {"cases": len(self.rows)}
         for name in self.structures:
             for metric in ("dice", "hd95_mm", "assd_mm", "volume_error"):
@@ -105,7 +134,11 @@ class SegmentationReport:
                 result[key] = float(np.mean(finite)) if finite else math.nan
             result[f"{name}_dice_global"] = global_dice(self.counts[name])
         if "tumor" in self.structures:
-            result["lesions"] = detection_summary(self.reference_lesions, self.predicted_lesions)
+            lits = detection_summary(self.reference_lesions, self.predicted_lesions)
+            result["lesions"] = {**lits, "min_overlap": self.min_overlap}
+            result["lesions_any_overlap"] = detection_summary(
+                self.reference_lesions_any_overlap, self.predicted_lesions_any_overlap
+            )
         return result
 
     def write(self, out_dir: str | os.PathLike[str], overlays: bool = True) -> dict[str, Any]:

@@ -80,6 +80,24 @@ class SegResNetVAEWithHeads(SegResNetVAE):
         elif hasattr(self, "dropout"):
             del self.dropout
 
+    def reconstruction_loss(self, x: torch.Tensor, seed: int = 0) -> torch.Tensor:
+        """MONAI's VAE loss (regulariser plus reconstruction MSE) of `x`, per sample, with a fixed latent draw.
+
+        An out-of-distribution signal at inference: the VAE branch learnt to reconstruct training inputs, so
+        inputs unlike them reconstruct worse. The latent noise is drawn from a generator seeded with `seed`
+        (the global RNG is left untouched), so one input always gives the same number.
+
+        Args:
+            x: (B, C, *input_image_size) input in the network's training intensity range.
+            seed: seed of the latent draw.
+        """
+        if tuple(x.shape[2:]) != tuple(self.input_image_size):
+            raise ValueError(f"input of spatial size {tuple(x.shape[2:])} must equal {tuple(self.input_image_size)}")
+        with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
+            torch.manual_seed(seed)
+            losses = [self._get_vae_loss(sample, self.encode(sample)[0]) for sample in x.split(1, dim=0)]
+        return torch.stack(losses)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor | SegResNetVAEOutput:  # type: ignore[override]
         """Segment `x`; in training mode also return the VAE loss and the severity prediction."""
         net_input = x

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -74,6 +75,14 @@ class TwoStageLiverTumorNet(nn.Module):
         sw_batch_size: windows per forward pass.
         overlap: sliding-window overlap.
         dropout: dropout probability switched on in both stages (None keeps them as built), for MC dropout.
+        flips: test-time augmentation: sets of spatial axes (0, 1, 2) to flip; each stage also segments the
+            input flipped along each set (flipped back) and the stage probability is the mean. () = one pass.
+        hu_shifts: test-time augmentation: HU offsets added before windowing, one more pass each (the stages
+            were trained with intensity shifts, so these stay in distribution where flips may not).
+        mc_samples: stochastic passes per augmentation (Monte Carlo dropout; only differ in `train()` mode with dropout).
+        liver_temperature: temperature of the liver probability (fitted on phantoms, see
+            `livervae.calibration`): P = sigmoid(logit(p) / T) on the stage's mean probability p.
+        tumor_temperature: the same for the tumour stage.
     """
 
     def __init__(
@@ -90,6 +99,11 @@ class TwoStageLiverTumorNet(nn.Module):
         sw_batch_size: int = 2,
         overlap: float = 0.25,
         dropout: float | None = None,
+        flips: Sequence[Sequence[int]] = (),
+        hu_shifts: Sequence[float] = (),
+        mc_samples: int = 1,
+        liver_temperature: float = 1.0,
+        tumor_temperature: float = 1.0,
     ) -> None:
         super().__init__()
         # Weights saved before the "tumor" spelling hold `tumour_net.*`; MONAI's CheckpointLoader loads them too.
@@ -110,6 +124,17 @@ class TwoStageLiverTumorNet(nn.Module):
         self.margin_mm = float(margin_mm)
         self.sw_batch_size = int(sw_batch_size)
         self.overlap = float(overlap)
+        self.flips = tuple(tuple(int(a) for a in axes) for axes in flips)
+        if any(a not in (0, 1, 2) for axes in self.flips for a in axes):
+            raise ValueError(f"flip axes must be spatial axes 0, 1 or 2, got {flips}")
+        if int(mc_samples) < 1:
+            raise ValueError(f"mc_samples must be at least 1, got {mc_samples}")
+        self.hu_shifts = tuple(float(v) for v in hu_shifts)
+        self.mc_samples = int(mc_samples)
+        if liver_temperature <= 0 or tumor_temperature <= 0:
+            raise ValueError("temperatures must be positive")
+        self.liver_temperature = float(liver_temperature)
+        self.tumor_temperature = float(tumor_temperature)
         self.train(self.training)  # the stages segment from the start, even before anyone sets a mode
 
     def train(self, mode: bool = True) -> "TwoStageLiverTumorNet":
@@ -126,24 +151,75 @@ class TwoStageLiverTumorNet(nn.Module):
         # Constant 0 padding: training pads its crops with windowed 0 (SpatialPadd) and validates the same way.
         return sliding_window_inference(x, roi, self.sw_batch_size, net, overlap=self.overlap, mode="gaussian")
 
+    def passes(self) -> list[tuple[tuple[int, ...], float]]:
+        """The test-time passes as (flip axes, HU shift): identity first, then each flip, then each shift."""
+        return [((), 0.0), *[(axes, 0.0) for axes in self.flips], *[((), shift) for shift in self.hu_shifts]]
+
+    def _foreground_samples(
+        self, hu: torch.Tensor, net: nn.Module, roi: tuple[int, ...], hu_window: tuple[float, float]
+    ) -> torch.Tensor:
+        """Foreground probability (S, 1, *spatial) of each pass over a (1, 1, *spatial) HU input, `mc_samples`
+        each."""
+        samples = []
+        for axes, shift in self.passes():
+            dims = [a + 2 for a in axes]
+            x = window(hu + shift if shift else hu.clone(), *hu_window)
+            x = x.flip(dims) if dims else x
+            for _ in range(self.mc_samples):
+                logits = self._sliding(x, net, roi)
+                logits = logits.flip(dims) if dims else logits
+                samples.append(torch.softmax(logits.float(), dim=1)[:, 1:2])
+        return torch.cat(samples, dim=0)
+
     def liver_input(self, image: torch.Tensor) -> torch.Tensor:
         """Stage 1's input for a (1, 1, *spatial) HU image: resampled to the liver spacing, then windowed.
 
         The same `Spacing` (voxel i at input index i·c/s, same first voxel, border padding) and the same order
         (resample HU, then clip) as the liver model's training transforms, so it sees the grid it learnt on.
         """
+        return window(self.liver_hu(image), *self.liver_window)
+
+    def liver_hu(self, image: torch.Tensor) -> torch.Tensor:
+        """A (1, 1, *spatial) HU image resampled to the liver spacing (not yet windowed)."""
         fine = MetaTensor(image[0].float(), affine=_grid_affine(self.input_spacing))
-        coarse = Spacing(pixdim=self.liver_spacing.tolist(), mode="bilinear")(fine)
-        return window(coarse.as_tensor()[None], *self.liver_window)
+        return Spacing(pixdim=self.liver_spacing.tolist(), mode="bilinear")(fine).as_tensor()[None]
 
     def liver_probability(self, image: torch.Tensor) -> torch.Tensor:
         """Stage 1: liver probability (1, 1, *spatial) on the input grid of a (1, 1, *spatial) HU image."""
-        logits = self._sliding(self.liver_input(image), self.liver_net, self.liver_roi)
-        probability = MetaTensor(torch.softmax(logits.float(), dim=1)[0, 1:2], affine=_grid_affine(self.liver_spacing))
+        return temper(self.liver_samples(image).mean(0, keepdim=True), self.liver_temperature)
+
+    def liver_samples(self, image: torch.Tensor) -> torch.Tensor:
+        """Stage 1's per-pass liver probabilities (S, 1, *spatial) on the input grid, before the temperature."""
+        samples = self._foreground_samples(self.liver_hu(image), self.liver_net, self.liver_roi, self.liver_window)
+        probability = MetaTensor(samples[:, 0], affine=_grid_affine(self.liver_spacing))
         back = SpatialResample(mode="bilinear", padding_mode="border")(
             probability, dst_affine=_grid_affine(self.input_spacing), spatial_size=tuple(image.shape[2:])
         )
-        return back.as_tensor()[None].clamp_(0.0, 1.0)
+        return back.as_tensor()[:, None].clamp_(0.0, 1.0)
+
+    def liver_reconstruction_loss(self, image: torch.Tensor, liver: torch.Tensor | None = None) -> float:
+        """Stage 1's VAE loss on its training-size window around the liver: an out-of-distribution signal.
+
+        Args:
+            image: (1, 1, *spatial) HU image on the input grid.
+            liver: (1, 1, *spatial) liver probability on the input grid; the window is centred on its
+                probability-weighted centre (the image centre when it is empty or not given).
+        """
+        coarse = self.liver_input(image)[0]
+        shape = np.asarray(coarse.shape[1:])
+        centre = (shape - 1) / 2.0
+        if liver is not None and float(liver.sum()) > 0:
+            grids = torch.meshgrid(*[torch.arange(n, dtype=torch.float64) for n in liver.shape[2:]], indexing="ij")
+            weights = liver[0, 0].double()
+            fine = np.array([float((g * weights).sum() / weights.sum()) for g in grids])
+            centre = fine * self.input_spacing / self.liver_spacing
+        size = np.asarray(self.liver_roi)
+        start = np.round(centre - (size - 1) / 2.0).astype(int)
+        window_ = torch.zeros((1, 1, *self.liver_roi), dtype=coarse.dtype, device=coarse.device)
+        src = [slice(max(a, 0), min(a + n, m)) for a, n, m in zip(start, size, shape)]
+        dst = [slice(s.start - a, s.stop - a) for s, a in zip(src, start)]
+        window_[(0, 0, *dst)] = coarse[(0, *src)]
+        return float(self.liver_net.reconstruction_loss(window_)[0])
 
     def liver_box(self, liver: torch.Tensor) -> tuple[slice, ...] | None:
         """Crop (with margin) around the largest component of a (1, *spatial) liver mask, or None if empty."""
@@ -152,18 +228,59 @@ class TwoStageLiverTumorNet(nn.Module):
         start, end = liver_crop_box(get_largest_connected_component_mask(liver), self.input_spacing, self.margin_mm)
         return tuple(slice(int(a), int(b)) for a, b in zip(start, end))
 
+    def stage_probabilities(self, image: torch.Tensor) -> "StageProbabilities":
+        """Both stages' probabilities on the input grid of one (1, 1, *spatial) HU image, with every pass."""
+        liver_passes = self.liver_samples(image)
+        liver = temper(liver_passes.mean(0, keepdim=True), self.liver_temperature)
+        tumour = torch.zeros_like(liver)
+        tumour_passes = torch.zeros_like(liver)
+        box = self.liver_box(liver[0] > 0.5)
+        if box is None:
+            logger.warning("stage 1 found no liver; the tumour model was not run")
+        else:
+            region = (slice(None), slice(None), *box)
+            crop = image[region].float()
+            passes = self._foreground_samples(crop, self.tumor_net, self.tumor_roi, self.tumor_window)
+            tumour_passes = torch.zeros((passes.shape[0], *liver.shape[1:]), dtype=liver.dtype, device=liver.device)
+            tumour_passes[region] = passes
+            tumour[region] = temper(passes.mean(0, keepdim=True), self.tumor_temperature)
+        return StageProbabilities(liver, tumour, liver_passes, tumour_passes, box)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return (B, 3, *spatial) probabilities of background, liver and tumour for a (B, 1, *spatial) HU CT."""
-        outputs = []
-        for image in x.split(1, dim=0):
-            liver = self.liver_probability(image)
-            tumour = torch.zeros_like(liver)
-            box = self.liver_box(liver[0] > 0.5)
-            if box is None:
-                logger.warning("stage 1 found no liver; the tumour model was not run")
-            else:
-                crop = window(image[(slice(None), slice(None), *box)].float(), *self.tumor_window)
-                logits = self._sliding(crop, self.tumor_net, self.tumor_roi)
-                tumour[(slice(None), slice(None), *box)] = torch.softmax(logits.float(), dim=1)[:, 1:2]
-            outputs.append(torch.cat([(1 - tumour) * (1 - liver), (1 - tumour) * liver, tumour], dim=1))
-        return torch.cat(outputs, dim=0)
+        return torch.cat([self.stage_probabilities(image).classes() for image in x.split(1, dim=0)], dim=0)
+
+
+def temper(probability: torch.Tensor, temperature: float, eps: float = 1e-6) -> torch.Tensor:
+    """Temperature-scale a two-class softmax probability: sigmoid(logit(p) / T), exact for p = softmax(z)[1]."""
+    if temperature == 1.0:
+        return probability
+    p = probability.clamp(eps, 1.0 - eps)
+    return torch.sigmoid(torch.logit(p) / temperature)
+
+
+def compose_classes(liver: torch.Tensor, tumour: torch.Tensor) -> torch.Tensor:
+    """(B, 3, ...) background, liver, tumour from the stage probabilities: t, (1 - t) l, (1 - t)(1 - l)."""
+    return torch.cat([(1 - tumour) * (1 - liver), (1 - tumour) * liver, tumour], dim=1)
+
+
+class StageProbabilities(NamedTuple):
+    """What both stages give for one image on its input grid.
+
+    Attributes:
+        liver: (1, 1, *spatial) liver probability (mean over passes, temperature applied).
+        tumour: (1, 1, *spatial) tumour probability (0 outside the liver crop).
+        liver_passes: (S, 1, *spatial) each pass's liver probability (flips, MC samples), before the temperature.
+        tumour_passes: (S, 1, *spatial) the same for the tumour stage (0 outside the crop).
+        box: the liver crop (slices on the input grid), None when stage 1 found no liver.
+    """
+
+    liver: torch.Tensor
+    tumour: torch.Tensor
+    liver_passes: torch.Tensor
+    tumour_passes: torch.Tensor
+    box: tuple[slice, ...] | None
+
+    def classes(self) -> torch.Tensor:
+        """(1, 3, *spatial) probabilities of background, liver and tumour."""
+        return compose_classes(self.liver, self.tumour)
