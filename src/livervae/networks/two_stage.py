@@ -79,9 +79,10 @@ class TwoStageLiverTumorNet(nn.Module):
             input flipped along each set (flipped back) and the stage probability is the mean. () = one pass.
         hu_shifts: test-time augmentation: HU offsets added before windowing, one more pass each (the stages
             were trained with intensity shifts, so these stay in distribution where flips may not).
-        mc_samples: stochastic passes per augmentation (Monte Carlo dropout; only differ in `train()` mode with dropout).
-        liver_temperature: temperature of the liver probability (fitted on phantoms, see
-            `livervae.calibration`): P = sigmoid(logit(p) / T) on the stage's mean probability p.
+        mc_samples: stochastic passes per augmentation (Monte Carlo dropout; they differ only in `train()` mode
+            with dropout on).
+        liver_temperature: temperature of the liver probability, P = sigmoid(logit(p) / T) on the stage's mean
+            probability p; 1 keeps the probabilities as trained.
         tumor_temperature: the same for the tumour stage.
     """
 
