@@ -9,6 +9,11 @@ from livervae.transforms.postprocess import RemoveSmallTumorsd
 from livervae.transforms.severity import Severityd
 from livervae.transforms.source_grid import SourceGridLabeld
 from livervae.transforms.stage_one import StageOneLiverd
+from livervae.transforms.uncertainty import (
+    SourceGridProbabilityd,
+    StageProbabilitiesd,
+    UncertaintyMapsd,
+)
 
 __all__ = [
     "ActiveContourd",
@@ -19,7 +24,10 @@ __all__ = [
     "RemoveSmallTumorsd",
     "Severityd",
     "SourceGridLabeld",
+    "SourceGridProbabilityd",
     "StageOneLiverd",
+    "StageProbabilitiesd",
+    "UncertaintyMapsd",
     "binary_closing",
     "liver_bounding_box",
     "tumor_centre",

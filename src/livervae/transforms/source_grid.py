@@ -1,4 +1,5 @@
-"""Put a predicted label map back on the source CT's grid without MONAI's full-resolution coordinate grid."""
+"""Put a predicted label map or probability map back on the source CT's grid without MONAI's full-resolution
+coordinate grid."""
 
 from __future__ import annotations
 
@@ -77,6 +78,56 @@ def to_source_grid(label: torch.Tensor, lookup: tuple[list[int], list[np.ndarray
         array = array.astype(np.uint8)  # label values 0..255; the float copy at source size is what is avoided
     array = np.transpose(array, (0, *[axis + 1 for axis in axes]))
     return array[(slice(None), *np.ix_(*indices))]
+
+
+def to_source_grid_linear(values: torch.Tensor, found: tuple[list[int], list[np.ndarray]]) -> np.ndarray:
+    """Resample a channel-first float map (C, X, Y, Z) onto the source grid with (separable) linear interpolation.
+
+    Linear interpolation on a grid is separable, so it is done one axis at a time with two gathers and a weighted
+    sum each; coordinates outside the map take its edge value (border padding, as the preprocessing pads).
+
+    Args:
+        values: the map on the preprocessed grid.
+        found: `axis_aligned_coordinates` of the preprocessed image.
+
+    Returns:
+        float32 array (C, *source shape).
+    """
+    axes, coordinates = found
+    array = values.detach().cpu().float().numpy()
+    array = np.transpose(array, (0, *[axis + 1 for axis in axes]))
+    for dim, coordinate in enumerate(coordinates, start=1):
+        size = array.shape[dim]
+        position = np.clip(coordinate, 0.0, size - 1)
+        low = np.floor(position).astype(np.intp)
+        high = np.minimum(low + 1, size - 1)
+        shape = [1] * array.ndim
+        shape[dim] = -1
+        weight = (position - low).astype(np.float32).reshape(shape)
+        array = np.take(array, low, axis=dim) * (1.0 - weight) + np.take(array, high, axis=dim) * weight
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def probabilities_to_source_grid(
+    values: torch.Tensor, image: MetaTensor, transform: Transform, orig_key: str = "image"
+) -> np.ndarray:
+    """A channel-first float map on the preprocessed grid of `image`, linearly resampled to the source CT's grid.
+
+    Uses `to_source_grid_linear` after Orientationd + Spacingd on axis-aligned grids, otherwise MONAI's `Invertd`
+    with linear interpolation.
+
+    Returns:
+        float32 array (C, *source shape) in the source file's voxel order.
+    """
+    if tuple(values.shape[1:]) != tuple(image.shape[1:]):
+        raise ValueError(f"map of shape {tuple(values.shape)} is not on the preprocessed grid {tuple(image.shape)}")
+    found = axis_aligned_coordinates(image)
+    if found is not None:
+        return to_source_grid_linear(values, found)
+    inverted = Invertd("pred", transform=transform, orig_keys=orig_key, nearest_interp=False, to_tensor=True)(
+        {"pred": MetaTensor(values.detach().cpu().float(), meta=dict(image.meta)), orig_key: image}
+    )["pred"]
+    return np.asarray(inverted.detach().cpu().numpy(), dtype=np.float32)
 
 
 class SourceGridLabeld(MapTransform):

@@ -1,0 +1,267 @@
+"""Voxel uncertainty and a per-case quality score for the two-stage liver and tumour prediction.
+
+What `livervae infer --uncertainty` writes and reports, from `TwoStageLiverTumorNet.stage_probabilities`:
+
+- Voxel maps, on the input CT's grid: P(liver) (liver including its tumours, 1 - P(background)), P(tumour), and
+  the voxel uncertainty, the normalised entropy of the three class probabilities (0: certain, 1: all three
+  classes equally likely). With test-time passes (flips, HU shifts, MC dropout) the probabilities are the mean
+  over passes, so their entropy holds both the data and the model part of the uncertainty.
+- A case quality score in [0, 1], the lower of the two stages' expected Dice. The expected Dice of a
+  predicted mask M under voxel probabilities p is 2 Σ_M p / (Σ p + |M|): the Dice the prediction would score if
+  the reference were drawn voxel by voxel from p, which is close to the true Dice where p is calibrated.
+  A stage with (almost) nothing predicted and no probability mass counts 1 (nothing to find, nothing found).
+- The VAE branch's reconstruction loss of stage 1 around the liver, as a ratio to its value on the training
+  phantoms: an out-of-distribution signal that probabilities alone do not give (a model can be confidently
+  wrong on a CT unlike anything it learnt from).
+- `needs_review`: the score below `review_below`, or the reconstruction ratio above `review_reconstruction_ratio`
+  (both in the bundle's inference config).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+import torch
+
+from livervae.io.atomic import atomic_path
+
+logger = logging.getLogger(__name__)
+
+UNCERTAINTY_CHANNELS = ("liver_probability", "tumor_probability", "uncertainty")
+# The map is stored as uint8 with scl_slope 1/255: every reader that applies NIfTI scaling gets floats in [0, 1]
+# at 0.004 resolution, in a file about a quarter of float32's (most of a CT's voxels are certain background).
+_MAP_SCALE = 255.0
+# Probability mass (in voxels) below which a stage with nothing predicted counts as certain: a few stray voxels of
+# low probability are not a missed lesion.
+_EMPTY_MASS_VOXELS = 10.0
+
+
+def normalised_entropy(classes: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
+    """Entropy of (C, ...) class probabilities over dimension 0, divided by log C: 0 certain, 1 uniform."""
+    p = classes.float().clamp(eps, 1.0)
+    return (-(p * p.log()).sum(0) / math.log(classes.shape[0])).clamp_(0.0, 1.0)
+
+
+def voxel_maps(liver: torch.Tensor, tumour: torch.Tensor) -> torch.Tensor:
+    """(3, *spatial) P(liver), P(tumour) and the normalised class entropy from the stage probabilities.
+
+    Args:
+        liver: stage 1's liver probability l (any leading singleton dims), as `StageProbabilities.liver`.
+        tumour: stage 2's tumour probability t on the same grid.
+    """
+    from livervae.networks.two_stage import compose_classes
+
+    shape = (1, 1, *liver.shape[-3:])
+    classes = compose_classes(liver.reshape(shape).float(), tumour.reshape(shape).float())[0]
+    return torch.stack([1 - classes[0], classes[2], normalised_entropy(classes)])
+
+
+def expected_dice(probability: np.ndarray, mask: np.ndarray) -> float:
+    """2 Σ_mask p / (Σ p + |mask|): the Dice `mask` scores against a reference drawn from the probabilities.
+
+    1 when the mask is empty and the probability mass is below `_EMPTY_MASS_VOXELS` voxels.
+    """
+    probability = np.asarray(probability, dtype=np.float64)
+    mask = np.asarray(mask, dtype=bool)
+    mass, size = float(probability.sum()), int(mask.sum())
+    if size == 0 and mass < _EMPTY_MASS_VOXELS:
+        return 1.0
+    return float(2.0 * probability[mask].sum() / (mass + size))
+
+
+@dataclass(frozen=True)
+class CaseQuality:
+    """The per-case quality report; see the module docstring.
+
+    Attributes:
+        score: min(liver_expected_dice, tumor_expected_dice), in [0, 1].
+        liver_expected_dice: expected Dice of the predicted liver (labels 1 and 2) under P(liver).
+        tumor_expected_dice: expected Dice of the predicted tumour (label 2) under P(tumour).
+        mean_uncertainty: mean voxel uncertainty over the predicted liver (0 when there is none).
+        reconstruction_ratio: stage 1's VAE reconstruction loss over its reference value on training phantoms
+            (None when not measured).
+        needs_review: the case should be looked at before its numbers are used.
+        reasons: why it needs review (empty when it does not).
+    """
+
+    score: float
+    liver_expected_dice: float
+    tumor_expected_dice: float
+    mean_uncertainty: float
+    reconstruction_ratio: float | None
+    needs_review: bool
+    reasons: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, values rounded to 4 digits."""
+        out = asdict(self)
+        for key, value in out.items():
+            if isinstance(value, float):
+                out[key] = round(value, 4)
+        out["reasons"] = list(self.reasons)
+        return out
+
+
+@dataclass(frozen=True)
+class UncertaintySettings:
+    """How the maps are calibrated and when a case needs review.
+
+    Attributes:
+        liver_temperature: temperature of stage 1's probability in the maps (`two_stage.temper`), fitted on
+            phantoms; the label map is not affected.
+        tumor_temperature: the same for stage 2.
+        review_below: a case whose score is below this needs review.
+        review_reconstruction_ratio: a case whose stage-1 reconstruction loss is more than this many times
+            `reference_reconstruction_loss` needs review.
+        reference_reconstruction_loss: stage 1's median reconstruction loss on phantoms for these weights (None:
+            no reconstruction check).
+    """
+
+    liver_temperature: float = 1.0
+    tumor_temperature: float = 1.0
+    review_below: float = 0.85
+    review_reconstruction_ratio: float = 1.5
+    reference_reconstruction_loss: float | None = None
+
+
+# The network settings that decide its test-time passes, with TwoStageLiverTumorNet's defaults.
+PASS_SETTINGS: dict[str, Any] = {"flips": [], "hu_shifts": [], "mc_samples": 1}
+
+
+def normalised_passes(passes: dict[str, Any]) -> dict[str, Any]:
+    """Test-time pass settings in one spelling (lists of ints and floats), missing ones at their defaults."""
+    merged = {**PASS_SETTINGS, **passes}
+    return {
+        "flips": [[int(a) for a in axes] for axes in merged["flips"]],
+        "hu_shifts": [float(v) for v in merged["hu_shifts"]],
+        "mc_samples": int(merged["mc_samples"]),
+    }
+
+
+def load_uncertainty_settings(
+    metadata_file: str | os.PathLike[str],
+    model_file: str | os.PathLike[str],
+    passes: dict[str, Any],
+    review_below: float | None = None,
+    review_reconstruction_ratio: float | None = None,
+) -> UncertaintySettings:
+    """The review thresholds given, with the calibration a bundle's metadata recorded for these weights and passes.
+
+    Temperatures and the reconstruction reference (`uncertainty_calibration`, written by
+    `benchmarks/uncertainty.py --record`) belong to one set of weights and one set of test-time passes, so they
+    are used only when the record names the same SHA-256 and passes; otherwise the maps are uncalibrated
+    (temperature 1) and there is no reconstruction check.
+
+    Args:
+        metadata_file: the bundle's configs/metadata.json.
+        model_file: the weights in use.
+        passes: the network's `flips`, `hu_shifts` and `mc_samples`.
+        review_below: the score threshold (None: the default).
+        review_reconstruction_ratio: the reconstruction threshold (None: the default).
+    """
+    import json
+
+    from livervae.bundle import file_sha256
+
+    record: dict[str, Any] = {}
+    try:
+        record = json.loads(Path(metadata_file).read_text(encoding="utf-8")).get("uncertainty_calibration", {})
+    except (OSError, ValueError):
+        pass
+    if record and (not Path(model_file).is_file() or record.get("model_sha256") != file_sha256(model_file)):
+        logger.info("uncertainty calibration was recorded for other weights; not used for %s", model_file)
+        record = {}
+    if record and normalised_passes(record.get("passes", {})) != normalised_passes(passes):
+        logger.info("uncertainty calibration was recorded for other test-time passes; not used")
+        record = {}
+    defaults = UncertaintySettings()
+    return UncertaintySettings(
+        liver_temperature=float(record.get("liver_temperature", 1.0)),
+        tumor_temperature=float(record.get("tumor_temperature", 1.0)),
+        review_below=defaults.review_below if review_below is None else float(review_below),
+        review_reconstruction_ratio=(
+            defaults.review_reconstruction_ratio
+            if review_reconstruction_ratio is None
+            else float(review_reconstruction_ratio)
+        ),
+        reference_reconstruction_loss=record.get("reference_reconstruction_loss"),
+    )
+
+
+def calibrated_maps(stages: np.ndarray | torch.Tensor, settings: UncertaintySettings) -> np.ndarray:
+    """(3, *spatial) `voxel_maps` of (2, *spatial) stage probabilities (liver, tumour) after the settings'
+    temperatures."""
+    from livervae.networks.two_stage import temper
+
+    stages = torch.as_tensor(np.asarray(stages, dtype=np.float32) if isinstance(stages, np.ndarray) else stages)
+    liver = temper(stages[0].float(), settings.liver_temperature)
+    tumour = temper(stages[1].float(), settings.tumor_temperature)
+    return voxel_maps(liver, tumour).cpu().numpy()
+
+
+def stages_from_classes(classes: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
+    """(2, *spatial) stage probabilities (l, t) back from (3, *spatial) composed classes: t = P(tumour),
+    l = P(liver) / (P(liver) + P(background)), the inverse of `two_stage.compose_classes`."""
+    rest = (classes[0] + classes[1]).clamp_min(eps)
+    return torch.stack([(classes[1] / rest).clamp(0.0, 1.0), classes[2]])
+
+
+def case_quality(
+    maps: np.ndarray,
+    label: np.ndarray,
+    reconstruction_loss: float | None = None,
+    settings: UncertaintySettings = UncertaintySettings(),
+) -> CaseQuality:
+    """Score one case from its voxel maps and its final label map (both on the same grid).
+
+    Args:
+        maps: (3, *spatial) `voxel_maps` output (P(liver), P(tumour), uncertainty).
+        label: the 0/1/2 label map after post-processing.
+        reconstruction_loss: stage 1's `liver_reconstruction_loss`, or None.
+        settings: the review thresholds and reconstruction reference.
+    """
+    liver_mask, tumour_mask = label >= 1, label == 2
+    liver_dice = expected_dice(maps[0], liver_mask)
+    tumour_dice = expected_dice(maps[1], tumour_mask)
+    score = min(liver_dice, tumour_dice)
+    mean_uncertainty = float(maps[2][liver_mask].mean()) if liver_mask.any() else 0.0
+    ratio = None
+    if reconstruction_loss is not None and settings.reference_reconstruction_loss:
+        ratio = float(reconstruction_loss) / float(settings.reference_reconstruction_loss)
+    reasons = []
+    if score < settings.review_below:
+        which = "liver" if liver_dice <= tumour_dice else "tumour"
+        reasons.append(f"expected {which} Dice {score:.2f} < {settings.review_below:.2f}")
+    if ratio is not None and ratio > settings.review_reconstruction_ratio:
+        reasons.append(
+            f"CT unlike the training data (reconstruction {ratio:.2f}x > {settings.review_reconstruction_ratio}x)"
+        )
+    return CaseQuality(score, liver_dice, tumour_dice, mean_uncertainty, ratio, bool(reasons), tuple(reasons))
+
+
+def save_uncertainty_map(maps: np.ndarray, affine: np.ndarray, path: str | os.PathLike[str]) -> Path:
+    """Write (3, *spatial) maps as one 4D NIfTI (x, y, z, channel), uint8 scaled to [0, 1], atomically.
+
+    Channel order is `UNCERTAINTY_CHANNELS`; the header's description names them.
+    """
+    if maps.ndim != 4 or maps.shape[0] != len(UNCERTAINTY_CHANNELS):
+        raise ValueError(f"maps must be ({len(UNCERTAINTY_CHANNELS)}, x, y, z), got {maps.shape}")
+    data = np.rint(np.clip(np.moveaxis(maps, 0, -1), 0.0, 1.0) * _MAP_SCALE).astype(np.uint8)
+    img = nib.Nifti1Image(data, affine)
+    img.header.set_data_dtype(np.uint8)
+    img.header.set_slope_inter(1.0 / _MAP_SCALE, 0.0)
+    img.header.set_intent("vector")
+    img.header["descrip"] = b"LiverVAE P(liver),P(tumour),uncertainty"
+    img.set_qform(affine, code=1)
+    img.set_sform(affine, code=1)
+    img.header.set_xyzt_units(xyz="mm")
+    with atomic_path(path) as tmp:
+        nib.save(img, str(tmp))
+    return Path(path)
