@@ -12,7 +12,7 @@ import logging
 import os
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import torch
@@ -32,6 +32,9 @@ from livervae.io.checkpoint import apply_settings, load_model_weights, read_chec
 from livervae.io.volume import Volume
 from livervae.labels import current_key
 from livervae.paths import repo_root
+
+if TYPE_CHECKING:
+    from livervae.uncertainty import CaseQuality
 
 logger = logging.getLogger(__name__)
 
@@ -313,6 +316,15 @@ class BundlePredictor:
 
         self.postprocessing = Compose(parser.get_parsed_content("postprocessing_transforms"))
         self.amp = self.device.type == "cuda"
+        from livervae.uncertainty import PASS_SETTINGS, load_uncertainty_settings
+
+        self.uncertainty = load_uncertainty_settings(
+            root / "configs" / "metadata.json",
+            model,
+            {key: parser.get(f"network_def#{key}", default) for key, default in PASS_SETTINGS.items()},
+            review_below=parser.get("review_below", None),
+            review_reconstruction_ratio=parser.get("review_reconstruction_ratio", None),
+        )
 
     @torch.no_grad()
     def predict(self, image_file: str | os.PathLike[str]) -> np.ndarray:
@@ -321,8 +333,57 @@ class BundlePredictor:
         batch = data["image"].unsqueeze(0).to(self.device)
         with torch.autocast("cuda", enabled=self.amp):
             data["pred"] = self.inferer(batch, self.network)[0].float()
+        return self._label(data)
+
+    def _label(self, data: dict[str, Any]) -> np.ndarray:
         data = self.postprocessing(data)
         return np.asarray(data["pred"].cpu().numpy()[0], dtype=np.uint8)
+
+    @torch.no_grad()
+    def predict_stages(self, image_file: str | os.PathLike[str], keep_passes: bool = False) -> "StagePrediction":
+        """`predict`, plus both stages' probabilities (untempered, mean over the test-time passes) on the file's
+        own grid, linearly resampled, and stage 1's reconstruction loss. Only the two-stage network has stages.
+
+        Args:
+            image_file: a NIfTI CT.
+            keep_passes: also return every pass's stage probabilities (S, 2, *spatial) (for benchmarks).
+
+        Raises:
+            InputError: the bundle's network is not the two-stage chain.
+        """
+        from livervae.networks.two_stage import TwoStageLiverTumorNet
+        from livervae.transforms.source_grid import probabilities_to_source_grid
+
+        if not isinstance(self.network, TwoStageLiverTumorNet):
+            raise InputError(None, f"uncertainty maps need the two-stage bundle {TUMOR_BUNDLE}, not {self.name}")
+        data = self.preprocessing({"image": str(image_file)})
+        batch = data["image"].unsqueeze(0).to(self.device)
+        with torch.autocast("cuda", enabled=self.amp):
+            stages = self.network.stage_probabilities(batch)
+            reconstruction = self.network.liver_reconstruction_loss(batch, stages.liver)
+        data["pred"] = stages.classes()[0].float()
+
+        def to_source(liver: torch.Tensor, tumour: torch.Tensor) -> np.ndarray:
+            return probabilities_to_source_grid(torch.cat([liver, tumour], dim=0), data["image"], self.preprocessing)
+
+        mean = to_source(stages.liver[0], stages.tumour[0])
+        passes = None
+        if keep_passes:
+            passes = np.stack([to_source(lp, tp) for lp, tp in zip(stages.liver_passes, stages.tumour_passes)])
+        label = self._label(data)
+        if label.shape != mean.shape[1:]:
+            raise RuntimeError(f"stage probabilities {mean.shape[1:]} are not on the label's grid {label.shape}")
+        return StagePrediction(label, mean, passes, reconstruction)
+
+    def predict_with_uncertainty(self, image_file: str | os.PathLike[str]) -> "UncertainPrediction":
+        """`predict`, plus the voxel maps (P(liver), P(tumour), uncertainty; calibrated with the recorded
+        temperatures) on the file's own grid and the case quality (`livervae.uncertainty`)."""
+        from livervae.uncertainty import calibrated_maps, case_quality
+
+        stages = self.predict_stages(image_file)
+        maps = calibrated_maps(stages.stages, self.uncertainty)
+        quality = case_quality(maps, stages.label, stages.reconstruction_loss, self.uncertainty)
+        return UncertainPrediction(stages.label, maps, quality)
 
     def predict_volume(self, image_file: str | os.PathLike[str], image: Volume) -> Volume:
         """`predict`, returned as a Volume on `image`'s grid (the file's affine)."""
@@ -330,6 +391,65 @@ class BundlePredictor:
         if label.shape != image.shape:
             raise RuntimeError(f"prediction shape {label.shape} differs from the input's {image.shape}")
         return Volume(label, image.affine.copy(), source=f"prediction of {image.source}")
+
+
+class StagePrediction(NamedTuple):
+    """A label map with both stages' probabilities on the input file's grid (`BundlePredictor.predict_stages`).
+
+    Attributes:
+        label: the 0/1/2 label map after post-processing.
+        stages: (2, *spatial) P(liver) and P(tumour) of the stages, mean over passes, no temperature.
+        passes: (S, 2, *spatial) every pass's, or None.
+        reconstruction_loss: stage 1's VAE loss around the liver.
+    """
+
+    label: np.ndarray
+    stages: np.ndarray
+    passes: np.ndarray | None
+    reconstruction_loss: float
+
+
+class UncertainPrediction(NamedTuple):
+    """A label map with its voxel maps and case quality, all on the input file's grid."""
+
+    label: np.ndarray
+    maps: np.ndarray
+    quality: "CaseQuality"
+
+
+def record_uncertainty_calibration(
+    liver_temperature: float,
+    tumor_temperature: float,
+    reference_reconstruction_loss: float,
+    measured_with: str,
+    passes: dict[str, Any],
+    model_path: str | os.PathLike[str] | None = None,
+) -> Path:
+    """Write the tumour bundle's uncertainty calibration into its metadata.json (`uncertainty_calibration`).
+
+    Measured by `benchmarks/uncertainty.py --record` for one set of weights (their SHA-256 is stored) and one set
+    of test-time passes (`passes`: the network's flips, hu_shifts, mc_samples); `BundlePredictor` applies it only
+    to the same weights and passes.
+    """
+    import json
+
+    from livervae.io.atomic import write_json_atomic
+    from livervae.uncertainty import normalised_passes
+
+    root = bundle_root(TUMOR_BUNDLE)
+    path = root / "configs" / "metadata.json"
+    model = Path(model_path or root / "models" / "model.pt")
+    metadata = json.loads(path.read_text(encoding="utf-8"))
+    metadata["uncertainty_calibration"] = {
+        "liver_temperature": round(float(liver_temperature), 4),
+        "tumor_temperature": round(float(tumor_temperature), 4),
+        "reference_reconstruction_loss": round(float(reference_reconstruction_loss), 6),
+        "passes": normalised_passes(passes),
+        "model_sha256": file_sha256(model),
+        "measured_with": measured_with,
+    }
+    write_json_atomic(path, metadata, indent=4)
+    return path
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
