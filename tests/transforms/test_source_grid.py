@@ -1,4 +1,5 @@
-"""`SourceGridLabeld` gives exactly what MONAI's `Invertd` gives, on the real CT, a phantom and odd geometries."""
+"""`SourceGridLabeld` gives exactly what MONAI's `Invertd` gives, on the real CT, a phantom and odd geometries, and
+`probabilities_to_source_grid` what `Invertd` gives with linear interpolation."""
 
 from __future__ import annotations
 
@@ -11,7 +12,11 @@ from monai.transforms import Compose, EnsureChannelFirstd, Invertd, LoadImaged, 
 from scipy import ndimage
 
 from livervae.transforms import SourceGridLabeld
-from livervae.transforms.source_grid import axis_aligned_coordinates, axis_aligned_lookup
+from livervae.transforms.source_grid import (
+    axis_aligned_coordinates,
+    axis_aligned_lookup,
+    probabilities_to_source_grid,
+)
 
 
 def _preprocessing(pixdim, extra=()):
@@ -98,3 +103,47 @@ def test_a_label_on_another_grid_is_refused(tmp_path):
     data["pred"] = MetaTensor(torch.zeros((1, 5, 5, 5)))
     with pytest.raises(ValueError, match="pred has shape"):
         SourceGridLabeld("pred", transform=preprocessing)(data)
+
+
+def _probabilities_on(image: torch.Tensor, seed: int = 0) -> MetaTensor:
+    """Smooth two-channel maps in [0, 1] with sharp spots, on the preprocessed grid."""
+    rng = np.random.default_rng(seed)
+    maps = np.stack([ndimage.gaussian_filter(rng.random(image.shape[1:]), 1.5) for _ in range(2)])
+    maps[:, rng.random(image.shape[1:]) < 0.01] = 1.0
+    return MetaTensor(torch.from_numpy(maps.astype(np.float32)), affine=image.affine, meta=dict(image.meta))
+
+
+def _compare_linear(path, pixdim, extra=(), expect_fast=True):
+    preprocessing = _preprocessing(pixdim, extra)
+    data = preprocessing({"image": str(path)})
+    data["pred"] = _probabilities_on(data["image"])
+    reference = Invertd("pred", transform=preprocessing, orig_keys="image", nearest_interp=False, to_tensor=True)
+    expected = reference(dict(data))["pred"].numpy()
+    assert (axis_aligned_coordinates(data["image"]) is not None) == expect_fast
+    got = probabilities_to_source_grid(data["pred"], data["image"], preprocessing)
+    assert got.dtype == np.float32 and got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, atol=2e-5)
+
+
+@pytest.mark.parametrize(
+    "affine",
+    [
+        np.diag([-1.37, -1.37, 2.0, 1.0]),
+        np.array([[0, 0, 2.5, 10.0], [0.8, 0, 0, -4.0], [0, -0.8, 0, 7.0], [0, 0, 0, 1]]),
+    ],
+)
+@pytest.mark.parametrize("pixdim", [(2.0, 2.0, 2.0), (0.5, 0.6, 1.1)])
+def test_probabilities_are_resampled_linearly_as_invertd_does(tmp_path, affine, pixdim):
+    _compare_linear(_nifti(tmp_path, affine), pixdim)
+
+
+def test_probabilities_of_other_preprocessing_go_through_invertd(tmp_path):
+    padded = [SpatialPadd(keys="image", spatial_size=(64, 64, 64))]
+    _compare_linear(_nifti(tmp_path, np.diag([1.0, 1.0, 2.0, 1.0])), (2.0, 2.0, 2.0), padded, expect_fast=False)
+
+
+def test_probabilities_on_another_grid_are_refused(tmp_path):
+    preprocessing = _preprocessing((2.0, 2.0, 2.0))
+    data = preprocessing({"image": str(_nifti(tmp_path, np.eye(4)))})
+    with pytest.raises(ValueError, match="not on the preprocessed grid"):
+        probabilities_to_source_grid(torch.zeros((2, 5, 5, 5)), data["image"], preprocessing)
