@@ -114,3 +114,8 @@ def test_no_identifier_reaches_any_output(identified_collection, trained, tmp_pa
     assert str(seg.PatientName) == IDENTIFIERS["PatientName"] and seg.PatientID == IDENTIFIERS["PatientID"]
     assert "OtherPatientIDs" not in seg
     assert np.array_equal(seg.pixel_array.shape[1:], (20, 24))
+    # So does the SR measurement report written beside it (its measurements JSON and CSV were searched above).
+    sr = pydicom.dcmread(predictions / "seg_sr.dcm")
+    assert str(sr.PatientName) == IDENTIFIERS["PatientName"] and sr.PatientID == IDENTIFIERS["PatientID"]
+    assert "OtherPatientIDs" not in sr
+    assert {"seg.json", "seg.csv", "seg_sr.dcm"} <= {p.name for p in written}

@@ -367,7 +367,7 @@ def _run(args: argparse.Namespace) -> int:
         return _run_batch(args)
     if args.command == "infer":
         from livervae.bundle import PATCH_BUNDLES
-        from livervae.infer import format_summary, infer
+        from livervae.infer import format_report, infer
 
         if Path(args.bundle).name in PATCH_BUNDLES:
             from livervae.patch_infer import infer_patches
@@ -396,7 +396,7 @@ def _run(args: argparse.Namespace) -> int:
             model_path=args.model,
             allow_external=args.allow_external_bundle,
         )
-        print(format_summary(summary))
+        print(format_report(summary))
         return 0
     if args.command == "ablate":
         from livervae.ablation import run_ablation

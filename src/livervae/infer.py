@@ -20,13 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from livervae.bundle import TUMOR_BUNDLE, BundlePredictor
-from livervae.data.summary import summarise_case
 from livervae.data.validation import check_ct_image
 from livervae.errors import InputError
-from livervae.io.dicom_seg_writer import write_dicom_seg
+from livervae.io.dicom_seg_writer import build_dicom_seg, save_dicom
 from livervae.io.dicom_series import DicomSeries, read_dicom_series, scan_dicom_files
+from livervae.io.dicom_sr_writer import build_dicom_sr, sr_path
 from livervae.io.nifti import load_nifti, save_nifti
 from livervae.io.volume import Volume
+from livervae.labels import BACKGROUND, LABEL_NAMES, LIVER, TUMOR
+from livervae.measurements import CaseMeasurements, format_measurement_table, measure_case, write_measurements
 from livervae.plots import save_overlay_png
 
 logger = logging.getLogger(__name__)
@@ -146,25 +148,100 @@ def write_prediction(
     overlay: bool,
     start: float,
 ) -> dict[str, Any]:
-    """Write `label` as NIfTI or DICOM-SEG (by `output`'s suffix) and the overlay; return the case summary."""
+    """Write `label` as NIfTI or DICOM-SEG (by `output`'s suffix) with its measurements; return the case summary.
+
+    Beside `<name>.nii.gz` / `<name>.nii` / `<name>.dcm` go the measurements `<name>.json` and `<name>.csv`
+    (`livervae.measurements`, measured once here), for a DICOM-SEG the DICOM SR measurement report
+    `<name>_sr.dcm` that references it and the series (`livervae.io.dicom_sr_writer`), and with `overlay` the
+    overlay `<name>.png`.
+
+    All or nothing: the measurements, the SEG and the SR are built before any file is written, and when writing
+    one of the files fails, the ones this call already placed are removed again (an output it replaced is not
+    brought back). So a label map never stands without its measurements, and a batch rerun can take an existing
+    output as a finished case.
+
+    Returns:
+        The summary: `liver_ml`, `tumor_ml`, `tumor_burden_percent` (None without liver), `lesion_count`,
+        `liver_voxels`, `tumor_voxels`, `label_voxels` (per label name), `lesion_volumes_ml` (largest first), all
+        as in the JSON file; `seconds`; the paths written: `output`, `measurements_json`, `measurements_csv`, and
+        `sr`, `overlay` when written; and `measurements`, the `CaseMeasurements` (not JSON-serialisable).
+
+    Raises:
+        InputError: a DICOM-SEG output without a DICOM series, or a label map or measurements that cannot be
+            written as a SEG and SR of the series (the message names the file).
+        OutputError: a file cannot be written (the message names it).
+    """
+    measurements = measure_case(image, label.array)
+    seg = sr = None
     if output.name.endswith(DICOM_SEG_SUFFIXES):
         if series is None:
             raise InputError(output, "a DICOM-SEG output needs a DICOM series input")
-        write_dicom_seg(label, series, output, bundle=predictor.name, bundle_version=predictor.version)
-    else:
-        save_nifti(label, output)
-    summary = summarise_case(image, label.array)
+        identity = {"bundle": predictor.name, "bundle_version": predictor.version}
+        seg = build_dicom_seg(label, series, **identity)
+        sr = build_dicom_sr(measurements, seg, series, **identity, seg_name=str(sr_path(output)))
+    paths: dict[str, str] = {"output": str(output)}
+    placed: list[Path] = []
+    try:
+        if seg is not None:
+            placed.append(save_dicom(seg, output))
+            placed.append(save_dicom(sr, sr_path(output)))
+            paths["sr"] = str(placed[-1])
+        else:
+            placed.append(save_nifti(label, output))
+        json_path, csv_path = write_measurements(measurements, output, source=source.name)
+        placed += [json_path, csv_path]
+        paths.update(measurements_json=str(json_path), measurements_csv=str(csv_path))
+        if overlay:
+            placed.append(save_overlay_png(image, label.array, overlay_path(output), title=source.name))
+            paths["overlay"] = str(placed[-1])
+    except BaseException:
+        for path in reversed(placed):
+            path.unlink(missing_ok=True)
+        raise
+    summary = _measurement_summary(measurements, label.array.size)
     summary["seconds"] = round(time.perf_counter() - start, 2)
-    if overlay:
-        summary["overlay"] = str(save_overlay_png(image, label.array, overlay_path(output), title=source.name))
-    summary["output"] = str(output)
+    summary.update(paths)
+    summary["measurements"] = measurements
+    return summary
+
+
+def _measurement_summary(measurements: CaseMeasurements, voxels: int) -> dict[str, Any]:
+    """The summary's volumes and counts, taken from the measurements (rounded as in their JSON file) of a 0/1/2
+    label map of `voxels` voxels: what `livervae.data.summary.summarise_case` reports, without labelling again."""
+    values = measurements.to_dict()
+    summary = {
+        key: values[key]
+        for key in ("liver_ml", "tumor_ml", "tumor_burden_percent", "lesion_count", "liver_voxels", "tumor_voxels")
+    }
+    summary["label_voxels"] = {
+        LABEL_NAMES[BACKGROUND]: voxels - measurements.liver_voxels,
+        LABEL_NAMES[LIVER]: measurements.liver_voxels - measurements.tumor_voxels,
+        LABEL_NAMES[TUMOR]: measurements.tumor_voxels,
+    }
+    summary["lesion_volumes_ml"] = [lesion["volume_ml"] for lesion in values["lesions"]]
     return summary
 
 
 def format_summary(summary: dict[str, Any]) -> str:
-    """One line: volumes, lesion count, time and where the outputs are."""
+    """One line: volumes, lesion count, time and where the label map and overlay are."""
     text = (
         f"liver {summary['liver_ml']:.1f} mL, tumour {summary['tumor_ml']:.1f} mL in "
         f"{summary['lesion_count']} lesion(s); {summary['seconds']:.1f} s -> {summary['output']}"
     )
     return text + (f" (overlay {summary['overlay']})" if "overlay" in summary else "")
+
+
+def format_outputs(summary: dict[str, Any]) -> str:
+    """One line: the time taken and every file `write_prediction` wrote."""
+    parts = [f"label map {summary['output']}"]
+    if "sr" in summary:
+        parts = [f"DICOM-SEG {summary['output']}", f"SR {summary['sr']}"]
+    parts.append(f"measurements {summary['measurements_json']}, {summary['measurements_csv']}")
+    if "overlay" in summary:
+        parts.append(f"overlay {summary['overlay']}")
+    return f"{summary['seconds']:.1f} s -> " + "; ".join(parts)
+
+
+def format_report(summary: dict[str, Any]) -> str:
+    """What `livervae infer` prints: the measurement table, then where the outputs are (`format_outputs`)."""
+    return format_measurement_table(summary["measurements"]) + "\n" + format_outputs(summary)

@@ -4,6 +4,7 @@ killed mid-run; manifests checked row by row against the written outputs."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 from pathlib import Path
@@ -49,6 +50,12 @@ def _check_done_rows(rows: dict[str, dict[str, str]], out: Path) -> None:
         assert float(row["tumor_ml"]) == pytest.approx(summary["tumor_ml"], abs=0.01)
         assert int(row["lesion_count"]) == summary["lesion_count"]
         assert float(row["seconds"]) > 0 and row["worker"] and row["finished_at"]
+        # Its measurements lie beside it (written with it or not at all), and the SR beside a DICOM-SEG.
+        stem = output.name.removesuffix(".nii.gz").removesuffix(".dcm")
+        measured = json.loads(output.with_name(f"{stem}.json").read_text())
+        assert (measured["liver_ml"], measured["lesion_count"]) == (float(row["liver_ml"]), int(row["lesion_count"]))
+        assert output.with_name(f"{stem}.csv").is_file()
+        assert output.with_name(f"{stem}_sr.dcm").is_file() == output.name.endswith(".dcm")
 
 
 def test_in_process_batch_records_every_case_and_a_rerun_skips_what_is_done(phantom_archive, tmp_path):

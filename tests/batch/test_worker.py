@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from livervae.batch import worker as worker_module
 from livervae.batch.cases import discover
 from livervae.batch.worker import CaseRunner, PredictorSettings
@@ -26,9 +28,14 @@ def test_runner_loads_the_model_once_and_turns_bad_cases_into_failed_rows(phanto
     rows = [runner.run(case) for case in cases.values()]
     assert [row["status"] for row in rows] == ["done"] * 3 and built == ["cpu"]
     assert all(row["worker"] == "w1" and row["lesion_count"] >= 0 for row in rows)
-    for case in cases.values():
-        overlay = case.output.with_name(case.output.name.replace(".nii.gz", "").replace(".dcm", "") + ".png")
-        assert case.output.is_file() and overlay.is_file()
+    for case, row in zip(cases.values(), rows):
+        stem = case.output.name.replace(".nii.gz", "").replace(".dcm", "")
+        assert case.output.is_file() and case.output.with_name(f"{stem}.png").is_file()
+        # The measurements come with every output, and the SR with every DICOM-SEG.
+        document = json.loads(case.output.with_name(f"{stem}.json").read_text())
+        assert (document["liver_ml"], document["lesion_count"]) == (row["liver_ml"], row["lesion_count"])
+        assert case.output.with_name(f"{stem}.csv").is_file()
+        assert case.output.with_name(f"{stem}_sr.dcm").is_file() == case.output.name.endswith(".dcm")
 
 
 def test_unwritable_output_is_a_failed_row_naming_the_folder(phantom_archive, tmp_path):

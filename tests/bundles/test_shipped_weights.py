@@ -5,6 +5,7 @@ first), and the README's results table must print it, so a changed model, metric
 """
 
 import json
+import math
 import os
 import re
 import subprocess
@@ -27,6 +28,7 @@ from livervae.io.dicom_seg import read_dicom_seg_labels
 from livervae.io.dicom_series import read_dicom_series
 from livervae.io.nifti import load_nifti, save_nifti
 from livervae.labels import LIVER, TUMOR
+from livervae.metrics.lesions import detection_summary, match_lesions
 from livervae.paths import repo_root
 
 REAL = "real_ct_3dircadb1_17"
@@ -46,11 +48,17 @@ def _dice(pred: np.ndarray, ref: np.ndarray) -> float:
     return 2.0 * np.count_nonzero(pred & ref) / (np.count_nonzero(pred) + np.count_nonzero(ref))
 
 
-def _detected(pred_tumor: np.ndarray, ref_tumor: np.ndarray) -> int:
-    from scipy import ndimage
+def _lesion_metrics(pred_tumor: np.ndarray, ref_tumor: np.ndarray) -> dict[str, float]:
+    """The `lesion_*` numbers `record_eval_metrics` writes for one case: LiTS (IoU > 0.5) and the any-overlap ones.
 
-    components, count = ndimage.label(ref_tumor, structure=np.ones((3, 3, 3), bool))
-    return sum(bool(pred_tumor[components == k].any()) for k in range(1, count + 1))
+    Rounded and NaN-free as recorded; the volume per voxel only bins lesions by size, which is not recorded.
+    """
+    matching = match_lesions(pred_tumor, ref_tumor, voxel_ml=1.0)
+    lits = detection_summary(matching.reference, matching.predicted)
+    any_overlap = detection_summary(matching.reference_any_overlap, matching.predicted_any_overlap)
+    values = {f"lesion_{key}": lits[key] for key in ("recall", "precision", "detected", "reference_lesions")}
+    values |= {f"lesion_any_overlap_{key}": any_overlap[key] for key in ("recall", "precision")}
+    return {key: round(float(value), 4) for key, value in values.items() if not math.isnan(value)}
 
 
 @pytest.mark.parametrize("bundle", [LIVER_BUNDLE, TUMOR_BUNDLE])
@@ -109,7 +117,9 @@ def test_shipped_two_stage_model_segments_the_real_ct_as_recorded(two_stage_pred
     assert liver == pytest.approx(recorded["liver_dice_mean"], abs=2e-3)
     assert liver >= recorded["liver_dice_mean"] - 0.02
     assert _dice(pred == TUMOR, reference == TUMOR) == pytest.approx(recorded["tumor_dice_mean"], abs=5e-3)
-    assert _detected(pred == TUMOR, reference == TUMOR) == recorded["lesion_detected"] >= 1
+    lesions = {key: value for key, value in recorded.items() if key.startswith("lesion_")}
+    assert {"lesion_detected", "lesion_any_overlap_recall", "lesion_any_overlap_precision"} <= set(lesions)
+    assert _lesion_metrics(pred == TUMOR, reference == TUMOR) == lesions
 
 
 def test_shipped_liver_model_segments_the_real_ct_as_recorded(real_reference):
@@ -131,7 +141,9 @@ def test_make_infer_on_the_dicom_series_writes_a_seg_equal_to_the_nifti_predicti
         text=True,
     )
     assert done.returncode == 0, done.stderr
-    assert "lesion(s)" in done.stdout and (tmp_path / "out" / "seg.png").is_file()
+    assert done.stdout.startswith("Liver ") and str(output.with_name("seg_sr.dcm")) in done.stdout
+    written = {"seg.dcm", "seg_sr.dcm", "seg.json", "seg.csv", "seg.png"}
+    assert {p.name for p in output.parent.iterdir()} == written
     seg = read_dicom_seg_labels(output, read_dicom_series(real_case / "PATIENT_DICOM")).array
     assert np.array_equal(seg, two_stage_prediction)
 

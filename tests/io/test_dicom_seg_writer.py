@@ -1,5 +1,7 @@
 """DICOM-SEG output: the real 3D-IRCADb series (no FrameOfReferenceUID), the dcmqi 3-slice series, bad input."""
 
+import warnings
+
 import highdicom as hd
 import numpy as np
 import pydicom
@@ -13,6 +15,8 @@ from livervae.io.dicom_seg import read_dicom_seg_labels
 from livervae.io.dicom_seg_writer import (
     REQUIRED_PATIENT_STUDY_KEYWORDS,
     derived_frame_of_reference_uid,
+    device_identity,
+    quiet_person_name_warnings,
     write_dicom_seg,
 )
 from livervae.io.dicom_series import read_dicom_series
@@ -161,3 +165,30 @@ def test_bad_label_maps_are_refused_and_nothing_is_written(dcmqi_labels, tmp_pat
     with pytest.raises(InputError, match=message):
         write_dicom_seg(Volume(array.astype(np.uint8), affine, "bad"), ct, tmp_path / "seg.dcm")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_person_name_warnings_become_one_log_line_without_the_name_and_others_pass(caplog):
+    def make() -> int:
+        hd.valuerep.check_person_name("Quinn")  # highdicom's own warning, quoting the name
+        warnings.warn("another warning", UserWarning)
+        return 7
+
+    with caplog.at_level("INFO", logger="livervae"), pytest.warns(UserWarning) as caught:
+        assert quiet_person_name_warnings(make, copied_from="the SEG") == 7
+    assert [str(w.message) for w in caught] == ["another warning"]
+    assert "a person name copied from the SEG has a single component" in caplog.text and "Quinn" not in caplog.text
+
+
+def test_seg_names_the_livervae_device(ircadb_seg):
+    identity = device_identity("liver_tumor_ct_segmentation")
+    assert identity == {
+        "manufacturer": "LiverVAE",
+        "manufacturer_model_name": "liver_tumor_ct_segmentation",
+        "software_versions": __version__,
+        "device_serial_number": "none",
+        "specific_character_set": "ISO_IR 192",
+    }
+    seg = pydicom.dcmread(ircadb_seg[2], stop_before_pixels=True)
+    keywords = ("Manufacturer", "ManufacturerModelName", "SoftwareVersions", "DeviceSerialNumber")
+    assert [seg.get(k) for k in keywords] == ["LiverVAE", "liver_tumor_ct_segmentation", __version__, "none"]
+    assert seg.SpecificCharacterSet == "ISO_IR 192"

@@ -19,9 +19,10 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import highdicom as hd
 import numpy as np
@@ -78,6 +79,8 @@ _SOURCE_KEYWORDS = (
 )
 _FRAME_OF_REFERENCE_SEED = "livervae-frame-of-reference"
 
+_T = TypeVar("_T")
+
 
 @dataclass(frozen=True)
 class SegmentInfo:
@@ -102,6 +105,48 @@ SEGMENTS = (
         (255, 0, 0),
     ),
 )
+
+
+def device_identity(bundle: str) -> dict[str, Any]:
+    """The equipment and character set every LiverVAE DICOM object names (keyword arguments of highdicom's SEG and
+    SR constructors): manufacturer "LiverVAE", model = the bundle, the LiverVAE version as software version, no
+    serial number, and UTF-8, so any patient name copied from the source can be encoded."""
+    return {
+        "manufacturer": "LiverVAE",
+        "manufacturer_model_name": bundle,
+        "software_versions": __version__,
+        "device_serial_number": "none",
+        "specific_character_set": "ISO_IR 192",
+    }
+
+
+def quiet_person_name_warnings(make: Callable[[], _T], copied_from: str = "the source") -> _T:
+    """Call `make` (a highdicom constructor), passing on its warnings except the person-name ones.
+
+    highdicom quotes the patient name when it doubts its format; those warnings become one log line that says
+    what they mean without the name (`copied_from` says where the name came from). Others are re-issued.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = make()
+    for warning in caught:
+        if "person name" in str(warning.message).lower():
+            logger.info("a person name copied from %s has a single component; kept unchanged", copied_from)
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    return result
+
+
+def save_dicom(dataset: pydicom.Dataset, path: str | os.PathLike[str]) -> Path:
+    """Write a DICOM object (with its file meta information) to `path` atomically and return the path.
+
+    Raises:
+        OutputError: the folder cannot be written; nothing is left behind.
+    """
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        dataset.save_as(tmp, enforce_file_format=True)
+    return path
 
 
 def derived_frame_of_reference_uid(series_uid: str) -> str:
@@ -193,16 +238,10 @@ def build_dicom_seg(
     ]
     if series_number is None:
         series_number = 1000 + int(sources[0].get("SeriesNumber", 0) or 0)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        seg = _segmentation(sources, pixels, descriptions, series_number, bundle, series_description, bool(array.any()))
-    for warning in caught:
-        # highdicom quotes the patient name when it doubts its format; say what it means without the name.
-        if "person name" in str(warning.message):
-            logger.info("a person name copied from the source has a single component; kept unchanged")
-        else:
-            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
-    return seg
+    omit_empty = bool(array.any())
+    return quiet_person_name_warnings(
+        lambda: _segmentation(sources, pixels, descriptions, series_number, bundle, series_description, omit_empty)
+    )
 
 
 def _segmentation(
@@ -215,7 +254,6 @@ def _segmentation(
     omit_empty_frames: bool,
 ) -> hd.seg.Segmentation:
     return hd.seg.Segmentation(
-        specific_character_set="ISO_IR 192",  # UTF-8: any patient name copied from the source can be encoded
         source_images=sources,
         pixel_array=pixels,
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
@@ -224,14 +262,11 @@ def _segmentation(
         series_number=series_number,
         sop_instance_uid=hd.UID(),
         instance_number=1,
-        manufacturer="LiverVAE",
-        manufacturer_model_name=bundle,
-        software_versions=__version__,
-        device_serial_number="none",
         content_label="LIVERVAE",
         content_description="Liver and liver tumour, automatic (LiverVAE)",
         series_description=series_description,
         omit_empty_frames=omit_empty_frames,
+        **device_identity(bundle),
     )
 
 
@@ -247,8 +282,5 @@ def write_dicom_seg(
 
     See `build_dicom_seg` for the arguments and what the SEG holds.
     """
-    path = Path(path)
     seg = build_dicom_seg(label, ct, bundle=bundle, bundle_version=bundle_version, series_number=series_number)
-    with atomic_path(path) as tmp:
-        seg.save_as(tmp, enforce_file_format=True)
-    return path
+    return save_dicom(seg, path)

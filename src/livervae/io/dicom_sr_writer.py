@@ -45,10 +45,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-import warnings
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 import highdicom as hd
 import numpy as np
@@ -59,8 +56,13 @@ from pydicom.uid import CTImageStorage, SegmentationStorage, generate_uid
 from livervae import __version__
 from livervae.bundle_names import TUMOR_BUNDLE
 from livervae.errors import InputError
-from livervae.io.atomic import atomic_path
-from livervae.io.dicom_seg_writer import REQUIRED_PATIENT_STUDY_KEYWORDS, SEGMENTS
+from livervae.io.dicom_seg_writer import (
+    REQUIRED_PATIENT_STUDY_KEYWORDS,
+    SEGMENTS,
+    device_identity,
+    quiet_person_name_warnings,
+    save_dicom,
+)
 from livervae.io.dicom_series import DicomSeries
 from livervae.labels import LIVER, TUMOR
 from livervae.measurements import CaseMeasurements, LesionMeasurement
@@ -80,8 +82,6 @@ _DEVICE_UID_SEED = "livervae-device-observer"
 _VOLUME_RTOL = 1e-6
 _SLICE_ATOL = 1e-3
 
-_T = TypeVar("_T")
-
 
 def sr_path(seg_path: str | os.PathLike[str]) -> Path:
     """Where the SR of a SEG goes: `<name>_sr.dcm` next to `<name>.dcm` (any other name gets `_sr.dcm` added)."""
@@ -100,8 +100,8 @@ def device_observer_uid(bundle: str) -> str:
 def _load_seg(seg: pydicom.Dataset | str | os.PathLike[str], fallback_name: str | None) -> tuple[pydicom.Dataset, str]:
     """The SEG dataset (read without pixels when given a path) and the name errors give it.
 
-    A SEG that was read from a file is named by it; one built in memory by `fallback_name` (the SR to be
-    written), else by its SOP Instance UID.
+    A SEG that was read from a file is named by it; one built in memory by `fallback_name` (`write_dicom_sr`
+    gives the SR's path), else by its SOP Instance UID.
     """
     if isinstance(seg, pydicom.Dataset):
         filename = getattr(seg, "filename", None)
@@ -240,19 +240,6 @@ def _instance(sop_class_uid: str, sop_instance_uid: str, series_uid: str, study_
     return dataset
 
 
-def _without_name_warnings(make: Callable[[], _T]) -> _T:
-    """Call `make`, passing on its warnings except highdicom's person-name ones, which quote the name."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        result = make()
-    for warning in caught:
-        if "person name" in str(warning.message).lower():
-            logger.info("a person name copied from the SEG has a single component; kept unchanged")
-        else:
-            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
-    return result
-
-
 def _volume(value_ml: float) -> hd.sr.Measurement:
     """A Volume measurement in mL."""
     return hd.sr.Measurement(name=codes.SCT.Volume, value=float(value_ml), unit=MILLILITRE)
@@ -342,6 +329,7 @@ def build_dicom_sr(
     bundle_version: str = "",
     series_number: int | None = None,
     series_description: str = SR_SERIES_DESCRIPTION,
+    seg_name: str | None = None,
 ) -> hd.sr.Comprehensive3DSR:
     """Build (not write) the TID 1500 measurement report of a case, referencing its SEG and CT series.
 
@@ -355,6 +343,8 @@ def build_dicom_sr(
         bundle_version: its version (named in the algorithm identification).
         series_number: the SR's SeriesNumber; default the SEG's + 1.
         series_description: the SR's SeriesDescription.
+        seg_name: what errors call a SEG given in memory (one read from a file is named by the file); default its
+            SOP Instance UID.
 
     Returns:
         The SR document; see the module docstring for its content.
@@ -362,23 +352,9 @@ def build_dicom_sr(
     Raises:
         InputError: a SEG that is unreadable, not a segmentation of `ct`, or that does not hold what the
             measurements describe (e.g. lesions but no tumour), or measurements inconsistent in themselves.
-            The message names the SEG file (an in-memory SEG by its SOP Instance UID).
+            The message names the SEG file (an in-memory SEG by `seg_name`, else its SOP Instance UID).
     """
-    return _build(measurements, seg, ct, bundle, bundle_version, series_number, series_description, None)
-
-
-def _build(
-    measurements: CaseMeasurements,
-    seg: pydicom.Dataset | str | os.PathLike[str],
-    ct: DicomSeries,
-    bundle: str,
-    bundle_version: str,
-    series_number: int | None,
-    series_description: str,
-    fallback_name: str | None,
-) -> hd.sr.Comprehensive3DSR:
-    """`build_dicom_sr`, naming an in-memory SEG `fallback_name` in errors."""
-    seg, name = _load_seg(seg, fallback_name)
+    seg, name = _load_seg(seg, seg_name)
     referenced = _check_seg(seg, ct, name)
     _check_measurements(measurements, ct, name)
     frames = _segment_frames(seg)
@@ -453,7 +429,7 @@ def _build(
     if series_number is None:
         series_number = int(seg.get("SeriesNumber", 0) or 0) + 1
     evidence = [_reduced_seg(seg), *slices.values()]
-    return _without_name_warnings(
+    return quiet_person_name_warnings(
         lambda: hd.sr.Comprehensive3DSR(
             evidence=evidence,
             content=report,
@@ -461,14 +437,11 @@ def _build(
             series_number=series_number,
             sop_instance_uid=hd.UID(),
             instance_number=1,
-            manufacturer="LiverVAE",
-            manufacturer_model_name=bundle,
-            software_versions=__version__,
-            device_serial_number="none",
             series_description=series_description,
             is_complete=True,
-            specific_character_set="ISO_IR 192",  # UTF-8, as the SEG: any copied patient name can be encoded
-        )
+            **device_identity(bundle),
+        ),
+        copied_from="the SEG",
     )
 
 
@@ -488,7 +461,7 @@ def write_dicom_sr(
     `path` in them); on an error nothing is written. `sr_path(seg_path)` gives the usual name beside the SEG.
     """
     path = Path(path)
-    sr = _build(measurements, seg, ct, bundle, bundle_version, series_number, series_description, str(path))
-    with atomic_path(path) as tmp:
-        sr.save_as(tmp, enforce_file_format=True)
-    return path
+    sr = build_dicom_sr(
+        measurements, seg, ct, bundle, bundle_version, series_number, series_description, seg_name=str(path)
+    )
+    return save_dicom(sr, path)

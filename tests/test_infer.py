@@ -1,0 +1,218 @@
+"""`livervae infer` writes the label map with its measurements: JSON and CSV always, a DICOM SR beside a DICOM-SEG,
+a short table on the command line, and nothing at all when one of the outputs cannot be written.
+
+The real 3D-IRCADb #17 series goes through the shipped two-stage model once (the module's `real_run`, through the
+command line); the other tests reuse that prediction (`Replay`) so they cost file work only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import errno
+import io
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import highdicom as hd
+import numpy as np
+import pydicom
+import pytest
+from pydicom.sr.codedict import codes
+from scipy import ndimage
+
+from livervae import infer as infer_module
+from livervae.cli import main
+from livervae.errors import InputError, OutputError
+from livervae.infer import infer, read_input, write_prediction
+from livervae.io.atomic import atomic_path
+from livervae.io.dicom_seg import read_dicom_seg_labels
+from livervae.io.dicom_series import read_dicom_series
+from livervae.io.nifti import load_nifti
+from livervae.io.volume import Volume
+from livervae.labels import LIVER, TUMOR
+
+
+class Replay:
+    """A predictor that gives back a recorded label map (on the grid of the image it is asked about)."""
+
+    def __init__(self, predictor, label: np.ndarray) -> None:
+        self._predictor, self.label = predictor, label
+
+    def __getattr__(self, name: str):
+        return getattr(self._predictor, name)
+
+    def predict_volume(self, image_file: Path, image: Volume) -> Volume:
+        assert image.shape == self.label.shape
+        return Volume(self.label.copy(), image.affine.copy(), str(image_file))
+
+
+class Recording(Replay):
+    """The real predictor, keeping the label map it predicts."""
+
+    def __init__(self, predictor) -> None:
+        super().__init__(predictor, np.zeros(0))
+
+    def predict_volume(self, image_file: Path, image: Volume) -> Volume:
+        label = self._predictor.predict_volume(image_file, image)
+        self.label = label.array.copy()
+        return label
+
+
+@pytest.fixture(scope="module")
+def real_run(real_case, tmp_path_factory):
+    """`livervae infer -i <real DICOM series> -o <out>/seg.dcm` with the shipped model: what it printed and wrote."""
+    out = tmp_path_factory.mktemp("infer") / "out"
+    made: list[Recording] = []
+    real_predictor = infer_module.BundlePredictor
+
+    def recording(*args, **kwargs):
+        made.append(Recording(real_predictor(*args, **kwargs)))
+        return made[-1]
+
+    printed = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed):
+        patch.setattr(infer_module, "BundlePredictor", recording)
+        status = main(["infer", "-i", str(real_case / "PATIENT_DICOM"), "-o", str(out / "seg.dcm"), "--device", "cpu"])
+    assert status == 0 and len(made) == 1
+    series = read_dicom_series(real_case / "PATIENT_DICOM")
+    return SimpleNamespace(
+        out=out,
+        printed=printed.getvalue(),
+        series=series,
+        replay=Replay(made[0], made[0].label),
+        label=Volume(made[0].label, series.volume.affine.copy(), "label"),
+    )
+
+
+def _voxel_ml(series) -> float:
+    """Voxel volume from the DICOM geometry: pixel spacing times the distance between slice positions."""
+    row_spacing, column_spacing = (float(v) for v in pydicom.dcmread(series.files[0]).PixelSpacing)
+    step = float(np.median(np.linalg.norm(np.diff(series.positions, axis=0), axis=1)))
+    return row_spacing * column_spacing * step / 1000.0
+
+
+def _volume_ml(group) -> float:
+    (volume,) = group.get_measurements(name=codes.SCT.Volume)
+    assert volume.unit.value == "ml"
+    return volume.value
+
+
+def test_cli_on_a_dicom_series_writes_seg_sr_and_measurements_and_prints_a_table(real_run):
+    out = real_run.out
+    assert sorted(p.name for p in out.iterdir()) == ["seg.csv", "seg.dcm", "seg.json", "seg.png", "seg_sr.dcm"]
+    lines = real_run.printed.strip().splitlines()
+    assert lines[0].startswith("Liver ") and lines[1].startswith("Tumour ") and lines[2].startswith("Lesions ")
+    lesions = int(lines[2].split()[1])
+    assert len(lines) == 3 + (1 + min(lesions, 10) + (lesions > 10) if lesions else 0) + 1  # table, then one line
+    where = lines[-1]
+    for name in ("seg.dcm", "seg_sr.dcm", "seg.json", "seg.csv", "seg.png"):
+        assert str(out / name) in where
+    assert "lesion(s)" not in real_run.printed  # not the old one-liner
+
+
+def test_sr_volume_and_lesion_count_equal_an_independent_count_on_the_written_seg(real_run):
+    series, out = real_run.series, real_run.out
+    label = read_dicom_seg_labels(out / "seg.dcm", series).array
+    voxel_ml = _voxel_ml(series)
+    liver_ml = np.count_nonzero(label >= LIVER) * voxel_ml
+    tumour_ml = np.count_nonzero(label == TUMOR) * voxel_ml
+    _, lesions = ndimage.label(label == TUMOR, structure=np.ones((3, 3, 3), dtype=bool))
+    assert liver_ml > 1000 and lesions >= 1  # the shipped model finds the liver and a lesion of #17
+
+    sr = hd.sr.srread(out / "seg_sr.dcm")
+    groups = {group.tracking_identifier: group for group in sr.content.get_volumetric_roi_measurement_groups()}
+    assert _volume_ml(groups["Liver"]) == pytest.approx(liver_ml, rel=1e-6)
+    assert _volume_ml(groups["Liver tumour"]) == pytest.approx(tumour_ml, rel=1e-6)
+    assert sorted(name for name in groups if name.startswith("Lesion ")) == [
+        f"Lesion {k}" for k in range(1, lesions + 1)
+    ]
+    # The SR references the SEG written beside it, and the source series.
+    seg = pydicom.dcmread(out / "seg.dcm", stop_before_pixels=True)
+    reference = groups["Liver"].referenced_segment
+    assert reference[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID == seg.SOPInstanceUID
+    assert reference[1].value == series.series_uid
+    assert sr.StudyInstanceUID == seg.StudyInstanceUID == series.study_uid
+
+    # The JSON and CSV hold the same case.
+    document = json.loads((out / "seg.json").read_text())
+    assert document["liver_ml"] == pytest.approx(liver_ml, abs=0.01) and document["lesion_count"] == lesions
+    assert document["source"] == "PATIENT_DICOM"
+    with open(out / "seg.csv", newline="") as handle:
+        assert [int(row["number"]) for row in csv.DictReader(handle)] == list(range(1, lesions + 1))
+
+
+def test_nifti_in_gives_measurements_and_no_sr(real_run, real_case, tmp_path):
+    summary = infer(
+        real_case / "nifti" / "ct.nii.gz", tmp_path / "pred.nii.gz", predictor=real_run.replay, overlay=False
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pred.csv", "pred.json", "pred.nii.gz"]
+    assert "sr" not in summary and "overlay" not in summary
+    assert summary["measurements_json"] == str(tmp_path / "pred.json")
+    assert summary["measurements_csv"] == str(tmp_path / "pred.csv")
+    label = load_nifti(tmp_path / "pred.nii.gz").array
+    assert np.array_equal(label, real_run.label.array)
+    # The summary's numbers are the measurements' (summarise_case's keys, taken from them without labelling again).
+    document = json.loads((tmp_path / "pred.json").read_text())
+    for key in ("liver_ml", "tumor_ml", "tumor_burden_percent", "lesion_count", "liver_voxels", "tumor_voxels"):
+        assert summary[key] == document[key], key
+    counts = np.bincount(label.ravel(), minlength=3)
+    assert summary["label_voxels"] == {"background": counts[0], "liver": counts[1], "tumor": counts[2]}
+    assert summary["lesion_volumes_ml"] == [lesion["volume_ml"] for lesion in document["lesions"]]
+    assert summary["measurements"].lesion_count == summary["lesion_count"] == len(summary["lesion_volumes_ml"])
+
+
+def _fail_writing(target: Path):
+    """A writer that fails as a full disk does while writing `target` (through `atomic_path`, as the real ones)."""
+
+    def write(*args, **kwargs):
+        with atomic_path(target):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    return write
+
+
+def _break(case: str, out: Path, patch: pytest.MonkeyPatch) -> tuple[type[Exception], Path]:
+    """Make one step of `write_prediction` fail; return the error expected and the file it names."""
+    if case == "sr content":  # measurements the SR cannot describe: refused before anything is written
+        measure = infer_module.measure_case
+
+        def miscounted(*args):
+            measurements = measure(*args)
+            return dataclasses.replace(measurements, lesion_count=measurements.lesion_count + 1)
+
+        patch.setattr(infer_module, "measure_case", miscounted)
+        return InputError, out / "seg_sr.dcm"
+    if case == "sr write":  # after the SEG is in place
+        save, fail = infer_module.save_dicom, _fail_writing(out / "seg_sr.dcm")
+        patch.setattr(
+            infer_module, "save_dicom", lambda ds, path: (fail if path.name.endswith("_sr.dcm") else save)(ds, path)
+        )
+        return OutputError, out / "seg_sr.dcm"
+    if case in ("measurements", "nifti measurements"):
+        patch.setattr(infer_module, "write_measurements", _fail_writing(out / "seg.json"))
+        return OutputError, out / "seg.json"
+    assert case == "overlay"  # the last file: everything else is in place by then
+    patch.setattr(infer_module, "save_overlay_png", _fail_writing(out / "seg.png"))
+    return OutputError, out / "seg.png"
+
+
+@pytest.mark.parametrize("case", ["sr content", "sr write", "measurements", "overlay", "nifti measurements"])
+def test_a_failing_output_leaves_nothing_behind_and_names_the_file(real_run, real_case, tmp_path, monkeypatch, case):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("not ours")
+    dicom = not case.startswith("nifti")
+    output = out / ("seg.dcm" if dicom else "seg.nii.gz")
+    if case == "sr content":
+        output.write_bytes(b"an earlier SEG")  # refused before writing: an earlier output stays as it was
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    error, named = _break(case, out, monkeypatch)
+    source = real_case / "PATIENT_DICOM" if dicom else real_case / "nifti" / "ct.nii.gz"
+    image, series = (real_run.series.volume, real_run.series) if dicom else read_input(source)
+    label = Volume(real_run.label.array, image.affine.copy(), "label")
+    with pytest.raises(error, match=str(named)):
+        write_prediction(label, image, series, source, output, real_run.replay, True, 0.0)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no output, no temporary file
