@@ -48,7 +48,7 @@ ML_LIVER_EPOCHS ?= 10
 ML_TUMOR_EPOCHS ?= 8
 LINT_PATHS := src tests data_prep $(wildcard benchmarks bundles/*/scripts)
 
-.PHONY: help install preprocess phantom train eval infer cv ablate bench bench-patch-vae bench-active-contour bench-inference bench-memory bench-training bench-batch demo \
+.PHONY: help install preprocess phantom train eval infer cv ablate bench bench-patch-vae bench-active-contour bench-inference bench-memory bench-training bench-batch bench-uncertainty demo \
 	test test-slow test-all lint format clean monailabel monailabel-install monailabel-models monailabel-prepare \
 	test-monailabel
 
@@ -76,7 +76,8 @@ help:
 	@echo "make ablate DATA=<dataset> [ARGS='--data name=<dataset> --model <model.pt>']"
 	@echo "                                 tumour bundle with and without active-contour refinement"
 	@echo "make bench [ARGS='--skip patch_vae_vs_unet']  every benchmark (GPU parts where present) -> runs/bench/bench.{json,md}"
-	@echo "make bench-active-contour | bench-inference | bench-memory | bench-training | bench-patch-vae | bench-batch [ARGS='--device cuda ...']"
+	@echo "make bench-active-contour | bench-inference | bench-memory | bench-training | bench-patch-vae | bench-batch |"
+	@echo "     bench-uncertainty [ARGS='--device cuda ...']"
 	@echo "make monailabel [STUDIES=<dir>] [HOST=127.0.0.1] [PORT=8000]"
 	@echo "                                 MONAI Label server with LiverVAE's bundles (own env $(ML_VENV))"
 	@echo "make test-monailabel             start the server, check info/infer/train over HTTP, stop it (slow)"
@@ -137,6 +138,9 @@ bench-training: install
 
 bench-batch: install
 	$(PY) benchmarks/batch_inference.py $(ARGS)
+
+bench-uncertainty: install
+	$(PY) benchmarks/uncertainty.py $(ARGS)
 
 bench: install
 	$(PY) benchmarks/run_all.py $(ARGS)

@@ -32,9 +32,10 @@ BENCHMARKS: dict[str, list[str]] = {
     "training": [],
     "batch_inference": [],
     "patch_vae_vs_unet": ["--quick"],
+    "uncertainty": [],
 }
-TAKES_DEVICE = {"inference", "memory", "training", "batch_inference", "patch_vae_vs_unet"}
-WRITES_JSON = {"active_contour", "inference", "memory", "training", "batch_inference"}
+TAKES_DEVICE = {"inference", "memory", "training", "batch_inference", "patch_vae_vs_unet", "uncertainty"}
+WRITES_JSON = {"active_contour", "inference", "memory", "training", "batch_inference", "uncertainty"}
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:

@@ -355,6 +355,25 @@ class Evaluation:
         return {"reference_reconstruction_loss": self.reference_loss, "estimators": estimators}
 
 
+def summary_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per estimator with its headline numbers (the table `make bench` collects)."""
+    rows = []
+    for name, e in result["estimators"].items():
+        v = e["voxel"]
+        rows.append(
+            {
+                "estimator": name,
+                "ece_body": v["body_calibrated"]["ece"],
+                "ece_liver": v["liver_calibrated"]["ece"],
+                "error_auroc_body": v["body_calibrated"]["error_auroc"],
+                "error_auroc_liver": v["liver_calibrated"]["error_auroc"],
+                "score_spearman": e["spearman"],
+                "flag_auroc": e["flag_auroc"],
+            }
+        )
+    return rows
+
+
 def format_report(result: dict[str, Any]) -> str:
     """The tables the benchmark prints."""
     lines = [
@@ -458,6 +477,7 @@ def main(argv: list[str] | None = None) -> int:
         chosen=args.estimator,
         seconds_default_mean=float(np.mean(timings)),
     )
+    result["rows"] = summary_rows(result)
     print(format_report(result))
     if args.json:
         from livervae.io.atomic import write_json_atomic

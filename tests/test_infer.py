@@ -1,8 +1,9 @@
 """`livervae infer` writes the label map with its measurements: JSON and CSV always, a DICOM SR beside a DICOM-SEG,
-a short table on the command line, and nothing at all when one of the outputs cannot be written.
+the uncertainty maps and case quality on request, a short table on the command line, and nothing at all when one
+of the outputs cannot be written.
 
 The real 3D-IRCADb #17 series goes through the shipped two-stage model once (the module's `real_run`, through the
-command line); the other tests reuse that prediction (`Replay`) so they cost file work only.
+command line, with `--uncertainty`); the other tests reuse that prediction (`Replay`) so they cost file work only.
 """
 
 from __future__ import annotations
@@ -60,6 +61,11 @@ class Recording(Replay):
         self.label = label.array.copy()
         return label
 
+    def predict_with_uncertainty(self, image_file: Path):
+        result = self._predictor.predict_with_uncertainty(image_file)
+        self.label = result.label.copy()
+        return result
+
 
 @pytest.fixture(scope="module")
 def real_run(real_case, tmp_path_factory):
@@ -75,7 +81,8 @@ def real_run(real_case, tmp_path_factory):
     printed = io.StringIO()
     with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed):
         patch.setattr(infer_module, "BundlePredictor", recording)
-        status = main(["infer", "-i", str(real_case / "PATIENT_DICOM"), "-o", str(out / "seg.dcm"), "--device", "cpu"])
+        command = ["infer", "-i", str(real_case / "PATIENT_DICOM"), "-o", str(out / "seg.dcm"), "--device", "cpu"]
+        status = main([*command, "--uncertainty", str(out / "seg_uncertainty.nii.gz")])
     assert status == 0 and len(made) == 1
     series = read_dicom_series(real_case / "PATIENT_DICOM")
     return SimpleNamespace(
@@ -102,13 +109,23 @@ def _volume_ml(group) -> float:
 
 def test_cli_on_a_dicom_series_writes_seg_sr_and_measurements_and_prints_a_table(real_run):
     out = real_run.out
-    assert sorted(p.name for p in out.iterdir()) == ["seg.csv", "seg.dcm", "seg.json", "seg.png", "seg_sr.dcm"]
+    written = [
+        "seg.csv",
+        "seg.dcm",
+        "seg.json",
+        "seg.png",
+        "seg_sr.dcm",
+        "seg_uncertainty.nii.gz",
+        "seg_uncertainty.png",
+    ]
+    assert sorted(p.name for p in out.iterdir()) == written
     lines = real_run.printed.strip().splitlines()
     assert lines[0].startswith("Liver ") and lines[1].startswith("Tumour ") and lines[2].startswith("Lesions ")
     lesions = int(lines[2].split()[1])
-    assert len(lines) == 3 + (1 + min(lesions, 10) + (lesions > 10) if lesions else 0) + 1  # table, then one line
+    assert len(lines) == 3 + (1 + min(lesions, 10) + (lesions > 10) if lesions else 0) + 2  # table, quality, outputs
+    assert lines[-2].startswith("quality ")
     where = lines[-1]
-    for name in ("seg.dcm", "seg_sr.dcm", "seg.json", "seg.csv", "seg.png"):
+    for name in written:
         assert str(out / name) in where
     assert "lesion(s)" not in real_run.printed  # not the old one-liner
 
@@ -216,3 +233,47 @@ def test_a_failing_output_leaves_nothing_behind_and_names_the_file(real_run, rea
     with pytest.raises(error, match=str(named)):
         write_prediction(label, image, series, source, output, real_run.replay, True, 0.0)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no output, no temporary file
+
+
+def test_uncertainty_maps_are_on_the_series_grid_and_hold_the_class_entropy(real_run):
+    """The 4D map: P(liver), P(tumour), uncertainty on the DICOM series' own grid, consistent with each other and
+    with the label map; the uncertainty channel is the normalised entropy of the three classes they imply."""
+    import nibabel as nib
+
+    img = nib.load(str(real_run.out / "seg_uncertainty.nii.gz"))
+    series = real_run.series.volume
+    assert img.shape == (*series.shape, 3)
+    np.testing.assert_allclose(img.affine, series.affine, atol=1e-4)
+    liver_p, tumour_p, uncertainty = np.moveaxis(img.get_fdata(dtype=np.float32), -1, 0)
+    step = 1.0 / 255.0
+    assert liver_p.min() >= 0 and liver_p.max() <= 1 + 1e-6 and (liver_p >= tumour_p - step).all()
+    classes = np.clip(np.stack([1 - liver_p, liver_p - tumour_p, tumour_p]), 1e-7, 1.0)
+    entropy = -(classes * np.log(classes)).sum(0) / np.log(3)
+    inside = real_run.label.array >= LIVER
+    # 8-bit channels: compare where the quantisation of the probabilities moves the entropy little
+    steady = (classes > 0.02).all(0) | (classes < 1e-6).any(0)
+    assert np.abs(entropy - uncertainty)[steady].mean() < 0.01
+    assert (liver_p[inside] > 0.5).mean() > 0.95 and (liver_p[~inside] < 0.5).mean() > 0.99
+    assert uncertainty[inside].mean() < uncertainty[~inside & (liver_p > 0.05)].mean()
+
+
+def test_case_quality_flags_the_real_ct_and_is_in_the_measurements_json(real_run):
+    quality = json.loads((real_run.out / "seg.json").read_text())["quality"]
+    assert quality["score"] == pytest.approx(
+        min(quality["liver_expected_dice"], quality["tumor_expected_dice"]), abs=1e-4
+    )
+    # The phantom-trained model misses the real tumours (Dice 0.004): the case must come back for review, and the
+    # stage-1 VAE sees a CT unlike its training phantoms.
+    assert quality["needs_review"] and quality["reasons"]
+    assert quality["reconstruction_ratio"] > 1.5
+    assert f"quality {quality['score']:.2f}" in real_run.printed and "NEEDS REVIEW" in real_run.printed
+
+
+@pytest.mark.parametrize("name", ["maps.png", "seg.json", "seg.nii.gz"])
+def test_a_bad_uncertainty_name_is_refused_before_the_model_runs(real_case, tmp_path, capsys, name):
+    out = tmp_path / "out"
+    out.mkdir()
+    source = real_case / "nifti" / "ct.nii.gz"
+    status = main(["infer", "-i", str(source), "-o", str(out / "seg.nii.gz"), "--uncertainty", str(out / name)])
+    assert status == 2 and "uncertainty map" in capsys.readouterr().err
+    assert list(out.iterdir()) == []

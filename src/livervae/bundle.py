@@ -387,10 +387,14 @@ class BundlePredictor:
 
     def predict_volume(self, image_file: str | os.PathLike[str], image: Volume) -> Volume:
         """`predict`, returned as a Volume on `image`'s grid (the file's affine)."""
-        label = self.predict(image_file)
-        if label.shape != image.shape:
-            raise RuntimeError(f"prediction shape {label.shape} differs from the input's {image.shape}")
-        return Volume(label, image.affine.copy(), source=f"prediction of {image.source}")
+        return label_volume(self.predict(image_file), image)
+
+
+def label_volume(label: np.ndarray, image: Volume) -> Volume:
+    """A predicted label map of `image` as a Volume on its grid; refuses a map of another shape."""
+    if label.shape != image.shape:
+        raise RuntimeError(f"prediction shape {label.shape} differs from the input's {image.shape}")
+    return Volume(label, image.affine.copy(), source=f"prediction of {image.source}")
 
 
 class StagePrediction(NamedTuple):

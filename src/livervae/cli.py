@@ -178,6 +178,13 @@ def build_parser() -> argparse.ArgumentParser:
     infer.add_argument("--device", help="cpu, cuda, ...")
     infer.add_argument("--model", type=Path, help="weights to use (default: the bundle's models/model.pt)")
     infer.add_argument("--no-overlay", action="store_true", help="do not write the overlay PNG")
+    infer.add_argument(
+        "--uncertainty",
+        type=Path,
+        metavar="FILE",
+        help="also write P(liver), P(tumour) and the voxel uncertainty on the input grid to FILE (.nii.gz, 4D) "
+        "and report the case quality score and review flag (two-stage bundle)",
+    )
     batch = infer.add_argument_group("batch mode (output is a folder)")
     batch.add_argument("--workers", type=int, default=1, help="1: this process; N: a local Dask cluster of N processes")
     batch.add_argument("--scheduler", help="address of a running Dask scheduler (tcp://host:8786) to submit to")
@@ -255,6 +262,8 @@ def _run_batch(args: argparse.Namespace) -> int:
         raise InputError(None, "batch mode runs the segmentation bundles; the patch bundles take one CT and its mask")
     if args.series_uid:
         raise InputError(None, "--series-uid selects a series of one folder; in batch mode use a manifest CSV column")
+    if args.uncertainty:
+        raise InputError(args.uncertainty, "--uncertainty writes the maps of one case; batch mode does not take it")
     settings = PredictorSettings(
         bundle=args.bundle,
         model_path=str(args.model) if args.model else None,
@@ -372,6 +381,9 @@ def _run(args: argparse.Namespace) -> int:
         if Path(args.bundle).name in PATCH_BUNDLES:
             from livervae.patch_infer import infer_patches
 
+            if args.uncertainty:
+                raise InputError(args.uncertainty, "--uncertainty needs the two-stage bundle; patch bundles write maps")
+
             result = infer_patches(
                 args.input,
                 args.liver_mask,
@@ -395,6 +407,7 @@ def _run(args: argparse.Namespace) -> int:
             overrides=_overrides(args.set),
             model_path=args.model,
             allow_external=args.allow_external_bundle,
+            uncertainty_path=args.uncertainty,
         )
         print(format_report(summary))
         return 0

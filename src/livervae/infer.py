@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from livervae.bundle import TUMOR_BUNDLE, BundlePredictor
+from livervae.bundle import TUMOR_BUNDLE, BundlePredictor, UncertainPrediction, label_volume
 from livervae.data.validation import check_ct_image
 from livervae.errors import InputError
 from livervae.io.dicom_seg_writer import build_dicom_seg, save_dicom
@@ -28,8 +28,15 @@ from livervae.io.dicom_sr_writer import build_dicom_sr, sr_path
 from livervae.io.nifti import load_nifti, save_nifti
 from livervae.io.volume import Volume
 from livervae.labels import BACKGROUND, LABEL_NAMES, LIVER, TUMOR
-from livervae.measurements import CaseMeasurements, format_measurement_table, measure_case, write_measurements
-from livervae.plots import save_overlay_png
+from livervae.measurements import (
+    CaseMeasurements,
+    format_measurement_table,
+    measure_case,
+    measurement_paths,
+    write_measurements,
+)
+from livervae.plots import save_overlay_png, save_uncertainty_png
+from livervae.uncertainty import save_uncertainty_map
 
 logger = logging.getLogger(__name__)
 
@@ -101,27 +108,49 @@ def infer(
     overrides: dict[str, Any] | None = None,
     allow_external: bool = False,
     model_path: str | os.PathLike[str] | None = None,
+    uncertainty_path: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Segment one CT and write its label map to `output_path`; return the case summary.
 
     The input is read and checked before any model is loaded, so bad input fails fast. `predictor` reuses a
-    loaded model across calls; otherwise one is built from `bundle`, `device` and `overrides`.
+    loaded model across calls; otherwise one is built from `bundle`, `device` and `overrides`. With
+    `uncertainty_path` (two-stage bundle only) the voxel maps go there and the case quality into the summary
+    and the measurements JSON (`livervae.uncertainty`).
 
     Raises:
-        InputError: unreadable or non-CT input, an output name that is neither NIfTI nor .dcm, or a .dcm output
-            for a NIfTI input.
+        InputError: unreadable or non-CT input, an output name that is neither NIfTI nor .dcm, a .dcm output
+            for a NIfTI input, or an uncertainty map name that is not NIfTI or is another output's.
         OutputError: the output cannot be written.
     """
     source, output = Path(input_path), Path(output_path)
     check_output_name(source, output)
+    uncertainty_file = Path(uncertainty_path) if uncertainty_path is not None else None
+    if uncertainty_file is not None:
+        check_uncertainty_name(output, uncertainty_file)
     start = time.perf_counter()
     image, series = read_input(source, series_uid)
     predictor = predictor or BundlePredictor(
         bundle, model_path=model_path, device=device, overrides=overrides, allow_external=allow_external
     )
+    uncertain = None
     with model_input(source, image) as image_file:
-        label = predictor.predict_volume(image_file, image)
-    return write_prediction(label, image, series, source, output, predictor, overlay, start)
+        if uncertainty_file is None:
+            label = predictor.predict_volume(image_file, image)
+        else:
+            uncertain = predictor.predict_with_uncertainty(image_file)
+            label = label_volume(uncertain.label, image)
+    return write_prediction(
+        label, image, series, source, output, predictor, overlay, start, uncertain, uncertainty_file
+    )
+
+
+def check_uncertainty_name(output: Path, uncertainty: Path) -> None:
+    """Refuse an uncertainty map name that is not NIfTI, or that is the name of another output of the case."""
+    if not uncertainty.name.endswith(NIFTI_SUFFIXES):
+        raise InputError(uncertainty, "the uncertainty map is written as NIfTI: end its name in .nii or .nii.gz")
+    others = {output, *measurement_paths(output), overlay_path(output), sr_path(output), overlay_path(uncertainty)}
+    if uncertainty.resolve() in {path.resolve() for path in others}:
+        raise InputError(uncertainty, "the uncertainty map would overwrite another output of this case")
 
 
 @contextmanager
@@ -147,8 +176,13 @@ def write_prediction(
     predictor: BundlePredictor,
     overlay: bool,
     start: float,
+    uncertainty: UncertainPrediction | None = None,
+    uncertainty_path: Path | None = None,
 ) -> dict[str, Any]:
     """Write `label` as NIfTI or DICOM-SEG (by `output`'s suffix) with its measurements; return the case summary.
+
+    With `uncertainty` its case quality goes into the measurements JSON and the summary (`quality`), and with
+    `uncertainty_path` its voxel maps are written there (and, with `overlay`, their picture beside them).
 
     Beside `<name>.nii.gz` / `<name>.nii` / `<name>.dcm` go the measurements `<name>.json` and `<name>.csv`
     (`livervae.measurements`, measured once here), for a DICOM-SEG the DICOM SR measurement report
@@ -172,6 +206,7 @@ def write_prediction(
         OutputError: a file cannot be written (the message names it).
     """
     measurements = measure_case(image, label.array)
+    quality = uncertainty.quality.to_dict() if uncertainty is not None else None
     seg = sr = None
     if output.name.endswith(DICOM_SEG_SUFFIXES):
         if series is None:
@@ -188,12 +223,21 @@ def write_prediction(
             paths["sr"] = str(placed[-1])
         else:
             placed.append(save_nifti(label, output))
-        json_path, csv_path = write_measurements(measurements, output, source=source.name)
+        json_path, csv_path = write_measurements(measurements, output, source=source.name, quality=quality)
         placed += [json_path, csv_path]
         paths.update(measurements_json=str(json_path), measurements_csv=str(csv_path))
         if overlay:
             placed.append(save_overlay_png(image, label.array, overlay_path(output), title=source.name))
             paths["overlay"] = str(placed[-1])
+        if uncertainty is not None and uncertainty_path is not None:
+            placed.append(save_uncertainty_map(uncertainty.maps, image.affine, uncertainty_path))
+            paths["uncertainty"] = str(placed[-1])
+            if overlay:
+                title = f"{source.name}: {format_quality(quality)}"
+                placed.append(
+                    save_uncertainty_png(image, label.array, uncertainty.maps, overlay_path(uncertainty_path), title)
+                )
+                paths["uncertainty_overlay"] = str(placed[-1])
     except BaseException:
         for path in reversed(placed):
             path.unlink(missing_ok=True)
@@ -201,6 +245,8 @@ def write_prediction(
     summary = _measurement_summary(measurements, label.array.size)
     summary["seconds"] = round(time.perf_counter() - start, 2)
     summary.update(paths)
+    if quality is not None:
+        summary["quality"] = quality
     summary["measurements"] = measurements
     return summary
 
@@ -239,9 +285,31 @@ def format_outputs(summary: dict[str, Any]) -> str:
     parts.append(f"measurements {summary['measurements_json']}, {summary['measurements_csv']}")
     if "overlay" in summary:
         parts.append(f"overlay {summary['overlay']}")
+    if "uncertainty" in summary:
+        parts.append(f"uncertainty {summary['uncertainty']}")
+    if "uncertainty_overlay" in summary:
+        parts.append(f"uncertainty overlay {summary['uncertainty_overlay']}")
     return f"{summary['seconds']:.1f} s -> " + "; ".join(parts)
 
 
+def format_quality(quality: dict[str, Any]) -> str:
+    """One line: the case quality score, its parts and whether the case needs review (and why)."""
+    ratio = quality.get("reconstruction_ratio")
+    text = (
+        f"quality {quality['score']:.2f} (expected Dice liver {quality['liver_expected_dice']:.2f}, tumour "
+        f"{quality['tumor_expected_dice']:.2f}"
+        + (f"; reconstruction {ratio:.2f}x the training phantoms'" if ratio is not None else "")
+        + ")"
+    )
+    if quality["needs_review"]:
+        return f"{text}: NEEDS REVIEW ({'; '.join(quality['reasons'])})"
+    return f"{text}: no review flag"
+
+
 def format_report(summary: dict[str, Any]) -> str:
-    """What `livervae infer` prints: the measurement table, then where the outputs are (`format_outputs`)."""
-    return format_measurement_table(summary["measurements"]) + "\n" + format_outputs(summary)
+    """What `livervae infer` prints: the measurement table, the case quality when measured, then where the outputs
+    are (`format_outputs`)."""
+    lines = [format_measurement_table(summary["measurements"])]
+    if "quality" in summary:
+        lines.append(format_quality(summary["quality"]))
+    return "\n".join([*lines, format_outputs(summary)])

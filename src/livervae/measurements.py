@@ -410,9 +410,15 @@ def measurement_paths(output: Path) -> tuple[Path, Path]:
     return output.with_name(f"{name}.json"), output.with_name(f"{name}.csv")
 
 
-def measurements_document(measurements: CaseMeasurements, source: str = "") -> dict[str, Any]:
-    """What the JSON file holds: the generator, `source`, then `CaseMeasurements.to_dict()`."""
-    return {"generator": f"livervae {__version__}", "source": source, **measurements.to_dict()}
+def measurements_document(
+    measurements: CaseMeasurements, source: str = "", quality: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """What the JSON file holds: the generator, `source`, then `CaseMeasurements.to_dict()`, and the case's
+    `quality` (`livervae.uncertainty.CaseQuality.to_dict()`) when given."""
+    document = {"generator": f"livervae {__version__}", "source": source, **measurements.to_dict()}
+    if quality is not None:
+        document["quality"] = quality
+    return document
 
 
 def measurements_csv(measurements: CaseMeasurements) -> str:
@@ -432,17 +438,20 @@ def _write_text(path: Path, text: str) -> None:
         os.fsync(handle.fileno())
 
 
-def write_measurements(measurements: CaseMeasurements, output: Path, source: str = "") -> tuple[Path, Path]:
+def write_measurements(
+    measurements: CaseMeasurements, output: Path, source: str = "", quality: dict[str, Any] | None = None
+) -> tuple[Path, Path]:
     """Write the measurements as `<name>.json` and `<name>.csv` beside the output `output`; return both paths.
 
     Both files are written to temporary names first and only then renamed into place, so a failure leaves
     neither behind (nor a temporary file). `source` names the input in the JSON; pass no patient name or ID.
+    `quality` (the case quality report) goes into the JSON when given.
 
     Raises:
         OutputError: the folder cannot be written.
     """
     json_path, csv_path = measurement_paths(Path(output))
-    document = json.dumps(measurements_document(measurements, source), indent=2, allow_nan=False) + "\n"
+    document = json.dumps(measurements_document(measurements, source, quality), indent=2, allow_nan=False) + "\n"
     table = measurements_csv(measurements)
     csv_existed = csv_path.exists()
     csv_placed = False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,4 +173,64 @@ def save_overlay_png(
     fig.tight_layout(rect=(0, 0.03 if maps else 0, 1, 1))
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
+    return Path(path)
+
+
+def save_uncertainty_png(
+    image: Volume, label: np.ndarray, maps: np.ndarray, path: str | os.PathLike[str], title: str = ""
+) -> Path:
+    """Save the label map, P(tumour) and the voxel uncertainty side by side on the slices `save_overlay_png` picks.
+
+    Args:
+        image: the CT.
+        label: its 0/1/2 label map.
+        maps: (3, *spatial) P(liver), P(tumour), uncertainty (`livervae.uncertainty`) on the image grid.
+        path: the PNG to write (atomically).
+        title: figure title (e.g. the case and its quality score).
+    """
+    ct = to_lps(np.asarray(image.array, dtype=np.float32), image.affine)
+    labels = to_lps(np.asarray(label), image.affine)
+    columns = [
+        ("labels", labels, None),
+        ("P(tumour)", to_lps(np.asarray(maps[1]), image.affine), "magma"),
+        ("uncertainty (class entropy)", to_lps(np.asarray(maps[2]), image.affine), "viridis"),
+    ]
+    views = [view for view in choose_views(labels) if view.plane == "axial"]
+    spacing = lps_spacing(image.affine, image.shape)
+    ratio = ct.shape[1] * spacing[1] / (ct.shape[0] * spacing[0])
+    fig = Figure(figsize=(4.2 * len(columns), 4.2 * ratio * len(views) + 1.2))
+    grid = fig.add_gridspec(len(views), len(columns))
+    for row, view in enumerate(views):
+        for column, (name, values, cmap) in enumerate(columns):
+            ax = fig.add_subplot(grid[row, column])
+            ax.imshow(
+                _plane(ct, view), cmap="gray", vmin=HU_WINDOW[0], vmax=HU_WINDOW[1], aspect=spacing[1] / spacing[0]
+            )
+            if cmap is None:
+                ax.imshow(
+                    _plane(values, view),
+                    cmap=LABEL_COLOURS,
+                    vmin=0,
+                    vmax=2,
+                    interpolation="nearest",
+                    aspect=spacing[1] / spacing[0],
+                )
+            else:  # values near 0 stay transparent, so the CT shows where the model is sure
+                shown = ax.imshow(
+                    np.ma.masked_less(_plane(values, view), 0.02),
+                    cmap=cmap,
+                    vmin=0.0,
+                    vmax=1.0,
+                    alpha=0.8,
+                    aspect=spacing[1] / spacing[0],
+                )
+                fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.02)
+            ax.set_title(f"{name}: axial slice {view.index}\n({view.reason})", fontsize=9)
+            ax.axis("off")
+    window = "patient's right on the left; uncertainty 0 = certain, 1 = all three classes equally likely"
+    heading = textwrap.fill(title, width=140) if title else ""
+    fig.suptitle(f"{heading}\n{window}" if heading else window, fontsize=10)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
     return Path(path)

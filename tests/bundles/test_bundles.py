@@ -163,6 +163,24 @@ def test_evaluation_writes_the_report(trained, tmp_path):
     assert len(list((tmp_path / "metrics" / "overlays").iterdir())) == 2
 
 
+def test_bundle_evaluation_writes_the_uncertainty_maps_livervae_infer_computes(trained, tmp_path):
+    """`save_uncertainty` in the tumour bundle's config: each case's P(liver), P(tumour) and uncertainty on its own
+    grid, as `BundlePredictor.predict_with_uncertainty` (what `livervae infer --uncertainty` writes) gives them."""
+    from livervae.bundle import BundlePredictor
+
+    overrides = {"model_path": str(trained["tumor"]), "active_contour": False, "save_uncertainty": True}
+    evaluate(TUMOR_BUNDLE, trained["data"], fold=0, output_dir=tmp_path, device="cpu", overrides=overrides)
+    written = sorted(tmp_path.glob("*_uncertainty.nii.gz"))
+    assert len(written) == 2
+    predictor = BundlePredictor(TUMOR_BUNDLE, model_path=trained["tumor"], device="cpu")
+    case_id = written[0].name[: -len("_uncertainty.nii.gz")]
+    image = Path(trained["data"]) / "images" / f"{case_id}.nii.gz"
+    expected = predictor.predict_with_uncertainty(image).maps
+    img = nib.load(str(written[0]))
+    np.testing.assert_allclose(img.affine, nib.load(str(image)).affine, atol=1e-4)
+    np.testing.assert_allclose(np.moveaxis(img.get_fdata(dtype=np.float32), -1, 0), expected, atol=1e-4)
+
+
 def test_only_livervae_bundles_run_by_default(tmp_path):
     with pytest.raises(InputError, match="bundle configs run code"):
         bundle_root(str(tmp_path))
