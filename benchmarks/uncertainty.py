@@ -28,7 +28,8 @@ for cases with liver Dice < 0.9 or tumour Dice < 0.5, and how the `needs_review`
 reconstruction ratio) sorts them. Targets (issue 15): score Spearman >= 0.7, flag AUROC >= 0.85, ECE <= 0.05
 after calibration.
 
-    python benchmarks/uncertainty.py [--calibration 2] [--phantoms 2] [--mc-samples 2] [--json out.json]
+    python benchmarks/uncertainty.py [--calibration 2] [--phantoms 2] [--mc-samples 2] [--timing-slices 160]
+        [--json out.json]
         [--record]   # write the chosen estimator's temperatures and reference into the tumour bundle's metadata
 """
 
@@ -50,6 +51,7 @@ from machine import describe  # noqa: E402
 TARGET_SPEARMAN = 0.7
 TARGET_FLAG_AUROC = 0.85
 TARGET_ECE = 0.05
+TARGET_SECONDS = 20.0  # CPU inference of a 512 x 512 x 160 CT with the default estimator
 HU_SHIFTS = (-25.0, 25.0)
 FLIP_AXES = (0,)
 MC_DROPOUT = 0.1
@@ -246,6 +248,32 @@ def _regions(case: BenchCase, result: dict[str, Any]) -> dict[str, np.ndarray]:
     return {"body": sample_voxels(body, VOXELS_PER_CASE), "liver": sample_voxels(liver_region, VOXELS_PER_CASE)}
 
 
+# Voxel metrics are also pooled per group: the phantoms as generated (the training distribution), the phantoms
+# made hard on purpose, and the real CT.
+CASE_GROUPS = {"plain": "plain", "real": "real"}
+
+
+def score_variants(maps: np.ndarray, label: np.ndarray, quality: dict[str, Any]) -> dict[str, float]:
+    """Candidate case scores, all from the same maps, so the shipped score is chosen by measurement.
+
+    - expected_dice: the shipped score, min of the stages' expected Dice (`livervae.uncertainty.case_quality`);
+    - expected_dice_confident: the same with probabilities below 0.05 set to 0 (diffuse low mass ignored);
+    - certainty: 1 - mean voxel uncertainty over the predicted liver (tumours included);
+    - each also divided by max(1, reconstruction ratio) (`+ood`): out-of-distribution CTs score lower.
+    """
+    from livervae.uncertainty import expected_dice
+
+    liver, tumour = label >= 1, label == 2
+    confident = min(
+        expected_dice(np.where(maps[0] >= 0.05, maps[0], 0.0), liver),
+        expected_dice(np.where(maps[1] >= 0.05, maps[1], 0.0), tumour),
+    )
+    certainty = 1.0 - (float(maps[2][liver].mean()) if liver.any() else 1.0)
+    base = {"expected_dice": quality["score"], "expected_dice_confident": confident, "certainty": certainty}
+    ood = max(1.0, quality["reconstruction_ratio"] or 1.0)
+    return {**base, **{f"{key}+ood": value / ood for key, value in base.items()}}
+
+
 def sampled(case: BenchCase, result: dict[str, Any]) -> dict[str, Any]:
     """What a calibration case keeps: each estimator's stage probabilities and the reference at sampled voxels."""
     regions = _regions(case, result)
@@ -305,6 +333,7 @@ class Evaluation:
 
         regions = _regions(case, result)
         truth = case_truth(result["label"], case.label)
+        group = CASE_GROUPS.get(case.kind, "shifted")
         for name, settings in self.settings.items():
             stages = result["stages"][name]
             for calibrated, maps in (
@@ -313,12 +342,16 @@ class Evaluation:
             ):
                 for region, index in regions.items():
                     metrics = _voxel_metrics(maps, case.label, index)
-                    bucket = self.voxels[name].setdefault(f"{region}_{calibrated}", {"c": [], "ok": [], "u": []})
-                    bucket["c"].append(metrics["confidence"])
-                    bucket["ok"].append(metrics["correct"])
-                    bucket["u"].append(metrics["uncertainty"])
+                    for key in (f"{region}_{calibrated}", f"{region}_{calibrated}_{group}"):
+                        bucket = self.voxels[name].setdefault(key, {"c": [], "ok": [], "u": []})
+                        bucket["c"].append(metrics["confidence"])
+                        bucket["ok"].append(metrics["correct"])
+                        bucket["u"].append(metrics["uncertainty"])
             quality = case_quality(maps, result["label"], result["reconstruction"], settings)
-            self.cases[name].append({"case": case.name, "kind": case.kind, **truth, **quality.to_dict()})
+            variants = score_variants(maps, result["label"], quality.to_dict())
+            self.cases[name].append(
+                {"case": case.name, "kind": case.kind, **truth, **quality.to_dict(), "variants": variants}
+            )
 
     def summary(self) -> dict[str, Any]:
         """Every estimator's pooled voxel metrics and case-level statistics."""
@@ -341,7 +374,17 @@ class Evaluation:
             bad = np.array([c["bad"] for c in cases])
             flagged = np.array([c["needs_review"] for c in cases])
             spearman = spearmanr(scores, [c["true_quality"] for c in cases]).statistic if len(cases) > 2 else None
+            truths = [c["true_quality"] for c in cases]
+            variants = {}
+            for variant in cases[0]["variants"]:
+                values = np.array([c["variants"][variant] for c in cases])
+                rho = spearmanr(values, truths).statistic if len(cases) > 2 else None
+                variants[variant] = {
+                    "spearman": None if rho is None or np.isnan(rho) else float(rho),
+                    "flag_auroc": rank_auroc(-values, bad),
+                }
             estimators[name] = {
+                "variants": variants,
                 "liver_temperature": settings.liver_temperature,
                 "tumor_temperature": settings.tumor_temperature,
                 "voxel": voxel,
@@ -396,6 +439,28 @@ def format_report(result: dict[str, Any]) -> str:
             f"{e['flagged_good']} of {len(e['cases']) - e['bad_cases']} |"
         )
     chosen = result["chosen"]
+    e = result["estimators"][chosen]
+    lines += [
+        "",
+        f"case score candidates ({chosen}):",
+        "| score | Spearman with true quality | flag AUROC |",
+        "|---|---|---|",
+    ]
+    for variant, values in e["variants"].items():
+        lines.append(f"| {variant} | {_f(values['spearman'])} | {_f(values['flag_auroc'])} |")
+    lines += [
+        "",
+        f"voxel metrics by case group ({chosen}, after calibration):",
+        "| group | region | ECE | error AUROC | error rate |",
+        "|---|---|---|---|---|",
+    ]
+    for group in ("plain", "shifted", "real"):
+        for region in ("body", "liver"):
+            v = e["voxel"].get(f"{region}_calibrated_{group}")
+            if v:
+                lines.append(
+                    f"| {group} | {region} | {v['ece']:.4f} | {_f(v['error_auroc'])} | {v['error_rate']:.4f} |"
+                )
     lines += [
         "",
         f"cases ({chosen}):",
@@ -411,9 +476,16 @@ def format_report(result: dict[str, Any]) -> str:
         )
     e = result["estimators"][chosen]
     ece = max(e["voxel"]["body_calibrated"]["ece"], e["voxel"]["liver_calibrated"]["ece"])
+    lines += ["", f"timing: default pipeline {result['seconds_default_mean']:.1f} s per case (mean)"]
+    timing = result.get("timing")
+    if timing:
+        seconds, ratio = timing["uncertainty_s"], timing["uncertainty_s"] / timing["label_s"]
+        lines.append(
+            f"timing, livervae infer on 512 x 512 x {timing['slices']}: label {timing['label_s']:.1f} s, with "
+            f"--uncertainty {seconds:.1f} s (ratio {ratio:.2f}; target < {TARGET_SECONDS:.0f} s: "
+            f"{'met' if seconds < TARGET_SECONDS else 'not met'})"
+        )
     lines += [
-        "",
-        f"timing: default pipeline {result['seconds_default_mean']:.1f} s per case (mean)",
         "",
         f"targets ({chosen}): score Spearman {_f(e['spearman'])} (>= {TARGET_SPEARMAN}: "
         f"{_met(e['spearman'], TARGET_SPEARMAN)}), flag AUROC {_f(e['flag_auroc'])} (>= {TARGET_FLAG_AUROC}: "
@@ -421,6 +493,24 @@ def format_report(result: dict[str, Any]) -> str:
         f"{'met' if ece <= TARGET_ECE else 'not met'})",
     ]
     return "\n".join(lines)
+
+
+def time_uncertainty(predictor: Any, folder: Path, slices: int) -> dict[str, float]:
+    """End-to-end `livervae infer` (read, infer, measurements, write; no overlays) on the real CT extended to
+    `slices` slices, without and with `--uncertainty`, with one loaded predictor (each run once after a warm-up)."""
+    from inference import make_ct
+
+    from livervae.infer import infer
+    from livervae.paths import real_case_dir
+
+    ct = make_ct(real_case_dir() / "nifti" / "ct.nii.gz", slices, folder / f"ct{slices}.nii.gz")
+    infer(ct, folder / "warmup.nii.gz", predictor=predictor, overlay=False)
+    start = time.perf_counter()
+    infer(ct, folder / "label.nii.gz", predictor=predictor, overlay=False)
+    plain = time.perf_counter() - start
+    start = time.perf_counter()
+    infer(ct, folder / "both.nii.gz", predictor=predictor, overlay=False, uncertainty_path=folder / "maps.nii.gz")
+    return {"slices": slices, "label_s": plain, "uncertainty_s": time.perf_counter() - start}
 
 
 def _f(value: float | None) -> str:
@@ -442,6 +532,13 @@ def main(argv: list[str] | None = None) -> int:
         default="none",
         help="the estimator the bundle runs: its case table, "
         "targets and --record (default none: one pass, the cost the issue allows on a CPU)",
+    )
+    parser.add_argument(
+        "--timing-slices",
+        type=int,
+        default=160,
+        help="time livervae infer with and without "
+        "--uncertainty on the real CT extended to this many slices; 0 skips it (default 160)",
     )
     parser.add_argument("--json", type=Path, help="write every number here")
     parser.add_argument(
@@ -468,7 +565,9 @@ def main(argv: list[str] | None = None) -> int:
             evaluation.add(case, result)
             timings.append(result["seconds_default"])
             print(f"{case.name}: {result['seconds_total']:.1f} s", flush=True)
+        timing = time_uncertainty(runner.default, Path(tmp), args.timing_slices) if args.timing_slices else None
     result = evaluation.summary()
+    result["timing"] = timing
     if args.estimator not in result["estimators"]:
         parser.error(f"--estimator {args.estimator} was not run")
     result.update(
