@@ -39,7 +39,7 @@ import argparse
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -121,8 +121,13 @@ def _add_metal(image: Any, label: Any, rng: np.random.Generator) -> Any:
     return Volume(array, image.affine.copy(), source=image.source)
 
 
-def make_cases(folder: Path, calibration: int, phantoms: int) -> tuple[list[BenchCase], list[BenchCase]]:
-    """Write the calibration and test cases into `folder`; return both lists."""
+def make_cases(
+    folder: Path, calibration: int, phantoms: int, quick: bool = False
+) -> tuple[list[BenchCase], list[BenchCase]]:
+    """Write the calibration and test cases into `folder`; return both lists.
+
+    `quick` (for tests): small phantoms (coarse grid, 220 x 180 x 130 mm field of view) and no real CT.
+    """
     from livervae.data.formats.ircadb import read_patient
     from livervae.data.phantom import PhantomConfig, generate_case
     from livervae.io.nifti import save_nifti
@@ -133,15 +138,16 @@ def make_cases(folder: Path, calibration: int, phantoms: int) -> tuple[list[Benc
         path = save_nifti(image, folder / f"{name}.nii.gz")
         cases.append(BenchCase(name, kind, path, np.asarray(label.array, dtype=np.uint8)))
 
+    base = replace(PhantomConfig.small(), fov_mm=(220.0, 180.0, 130.0)) if quick else PhantomConfig()
     calibrate: list[BenchCase] = []
     for index in range(calibration):
-        image, label, _ = generate_case(index, 7)
+        image, label, _ = generate_case(index, 7, base)
         add(calibrate, f"calibration{index}", "calibration", image, label)
     test: list[BenchCase] = []
     rng = np.random.default_rng(15)
-    phase = PhantomConfig(parenchyma_hu=(50.0, 65.0), vessel_contrast_hu=(0.0, 10.0))
+    phase = replace(base, parenchyma_hu=(50.0, 65.0), vessel_contrast_hu=(0.0, 10.0))
     for index in range(phantoms):
-        image, label, _ = generate_case(index, 2026)
+        image, label, _ = generate_case(index, 2026, base)
         add(test, f"plain{index}", "plain", image, label)
         kind = ("noise", "cut_fov", "metal")[index % 3]
         if kind == "noise":
@@ -155,7 +161,7 @@ def make_cases(folder: Path, calibration: int, phantoms: int) -> tuple[list[Benc
         add(test, f"phase{index}", "phase", other, other_label)
     for kind in ("noise", "cut_fov", "metal"):
         if not any(case.kind == kind for case in test):  # fewer phantoms than kinds: one of each on case 0
-            image, label, _ = generate_case(0, 2026)
+            image, label, _ = generate_case(0, 2026, base)
             if kind == "noise":
                 noisy = image.array.astype(np.float32) + rng.normal(0.0, 45.0, image.shape).astype(np.float32)
                 add(test, "noise0", kind, Volume(noisy, image.affine.copy()), label)
@@ -163,8 +169,9 @@ def make_cases(folder: Path, calibration: int, phantoms: int) -> tuple[list[Benc
                 add(test, "cut_fov0", kind, *_crop_top(image, label, 0.4))
             else:
                 add(test, "metal0", kind, _add_metal(image, label, rng), label)
-    real = read_patient(real_case_dir())
-    add(test, "real_ircadb17", "real", real.image, real.label)
+    if not quick:
+        real = read_patient(real_case_dir())
+        add(test, "real_ircadb17", "real", real.image, real.label)
     return calibrate, test
 
 
@@ -540,6 +547,7 @@ def main(argv: list[str] | None = None) -> int:
         help="time livervae infer with and without "
         "--uncertainty on the real CT extended to this many slices; 0 skips it (default 160)",
     )
+    parser.add_argument("--quick", action="store_true", help="small phantoms only, no real CT (a smoke run)")
     parser.add_argument("--json", type=Path, help="write every number here")
     parser.add_argument(
         "--record",
@@ -553,7 +561,7 @@ def main(argv: list[str] | None = None) -> int:
     runner = Runner(args.mc_samples, args.device)
     timings = []
     with tempfile.TemporaryDirectory(prefix="livervae-bench-uncertainty-") as tmp:
-        calibrate, test = make_cases(Path(tmp), args.calibration, args.phantoms)
+        calibrate, test = make_cases(Path(tmp), args.calibration, args.phantoms, args.quick)
         kept = []
         for case in calibrate:
             result = runner.run(case)

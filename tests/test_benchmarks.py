@@ -395,3 +395,42 @@ def test_batch_benchmark_runs_loop_and_both_batch_modes_on_one_folder(tmp_path, 
         f"1 worker {single / loop:.2f}x, 2 workers {many / loop:.2f}x; 2 workers / 1 worker {many / single:.2f}x"
         in ratio
     )
+
+
+def test_uncertainty_benchmark_reports_what_its_cases_give(tmp_path, capsys):
+    """A quick run (small phantoms, no real CT): every printed case score statistic is the one its JSON cases
+    give, recomputed here, and each case's truth is the Dice of its quality record's own label."""
+    from scipy.stats import spearmanr
+
+    from livervae.metrics.calibration import rank_auroc
+
+    uncertainty = _bench("uncertainty")
+    out = tmp_path / "uncertainty.json"
+    args = ["--quick", "--calibration", "1", "--phantoms", "1", "--mc-samples", "0", "--timing-slices", "0"]
+    assert uncertainty.main([*args, "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    result = json.loads(out.read_text())
+    assert set(result["estimators"]) == {"none", "flip", "hu_shift", "tta"}
+    cases = result["estimators"]["none"]["cases"]
+    assert [c["kind"] for c in cases] == ["plain", "noise", "phase"]
+    for c in cases:
+        assert c["true_quality"] == pytest.approx(min(c["liver_dice"], c["tumor_dice"]))
+        assert c["bad"] == (c["liver_dice"] < 0.9 or c["tumor_dice"] < 0.5)
+        assert c["score"] == pytest.approx(min(c["liver_expected_dice"], c["tumor_expected_dice"]), abs=1e-4)
+        assert c["variants"]["expected_dice"] == pytest.approx(c["score"], abs=1e-4)
+        assert c["variants"]["expected_dice+ood"] == pytest.approx(
+            c["variants"]["expected_dice"] / max(1.0, c["reconstruction_ratio"]), rel=1e-3
+        )
+    truths = [c["true_quality"] for c in cases]
+    for name, values in result["estimators"]["none"]["variants"].items():
+        scores = [c["variants"][name] for c in cases]
+        rho = spearmanr(scores, truths).statistic
+        assert values["spearman"] == (None if np.isnan(rho) else pytest.approx(rho))
+        assert values["flag_auroc"] == rank_auroc(-np.array(scores), np.array([c["bad"] for c in cases]))
+        assert f"| {name} | " in printed
+    for estimator in result["estimators"].values():
+        assert 0.05 <= estimator["liver_temperature"] <= 5 and 0.05 <= estimator["tumor_temperature"] <= 5
+        for metrics in estimator["voxel"].values():
+            assert 0 <= metrics["ece"] <= 1 and 0 <= metrics["error_rate"] <= 1
+    assert printed.rstrip().splitlines()[-1].startswith("targets (none): score Spearman ")
+    assert [row["estimator"] for row in result["rows"]] == list(result["estimators"])

@@ -90,7 +90,10 @@ def test_case_quality_flags_a_low_score_and_a_ct_unlike_the_training_data():
     unsure[1] = np.where(label == 2, 0.3, 0.0)
     low = case_quality(unsure, label, 0.12, settings)
     assert low.tumor_expected_dice == pytest.approx(2 * 0.3 * 8 / (0.3 * 8 + 8))
-    assert low.needs_review and low.reasons[0].startswith("expected tumour Dice")
+    assert low.needs_review and low.reasons == (f"expected tumour Dice {low.tumor_expected_dice:.2f} < 0.50",)
+    fine = maps.copy()
+    fine[1] = np.where(label == 2, 0.6, 0.0)  # expected tumour Dice 0.75: above the tumour threshold
+    assert not case_quality(fine, label, 0.12, settings).needs_review
     odd = case_quality(maps, label, 0.2, settings)
     assert odd.needs_review and "unlike the training data" in odd.reasons[0]
     assert case_quality(maps, label, 0.2, UncertaintySettings()).reconstruction_ratio is None
@@ -125,8 +128,8 @@ def test_calibration_applies_only_to_the_weights_and_passes_it_was_recorded_for(
     }
     metadata = tmp_path / "metadata.json"
     metadata.write_text(json.dumps({"uncertainty_calibration": record}))
-    used = load_uncertainty_settings(metadata, model, passes, review_below=0.7, review_reconstruction_ratio=2.0)
-    assert used == UncertaintySettings(0.4, 0.8, 0.7, 2.0, 0.07)
+    used = load_uncertainty_settings(metadata, model, passes, 0.8, 0.4, 2.0)
+    assert used == UncertaintySettings(0.4, 0.8, 0.8, 0.4, 2.0, 0.07)
     assert load_uncertainty_settings(metadata, other, passes) == UncertaintySettings()
     shifted = {"flips": [], "hu_shifts": [-25, 25], "mc_samples": 1}
     assert load_uncertainty_settings(metadata, model, shifted) == UncertaintySettings()

@@ -322,7 +322,8 @@ class BundlePredictor:
             root / "configs" / "metadata.json",
             model,
             {key: parser.get(f"network_def#{key}", default) for key, default in PASS_SETTINGS.items()},
-            review_below=parser.get("review_below", None),
+            review_liver_below=parser.get("review_liver_below", None),
+            review_tumor_below=parser.get("review_tumor_below", None),
             review_reconstruction_ratio=parser.get("review_reconstruction_ratio", None),
         )
 

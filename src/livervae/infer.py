@@ -3,9 +3,12 @@
 The output is a NIfTI label map (`.nii`, `.nii.gz`) on the input's grid, or, for a DICOM series input, a DICOM
 Segmentation (`.dcm`) that references the series (`livervae.io.dicom_seg_writer`). A DICOM-SEG cannot be made
 from a NIfTI input (there are no source instances to reference), so that combination is refused before any
-model is loaded. Outputs are written atomically; a summary (liver and tumour volumes, lesion count) is printed
-and an overlay PNG is written next to the output. DICOM input is converted to a temporary NIfTI first (patient
-identifiers are not carried over), so the prediction is on the DICOM series' own grid.
+model is loaded. Beside the label map go its measurements (`<name>.json`, `<name>.csv`; `livervae.measurements`),
+for a DICOM-SEG a DICOM SR measurement report (`<name>_sr.dcm`; `livervae.io.dicom_sr_writer`), an overlay PNG,
+and on request (`uncertainty_path`) the voxel uncertainty maps with their picture and the case quality
+(`livervae.uncertainty`). All of a case's files are written atomically and together, or none. The command line
+prints the measurement table (and the quality line). DICOM input is converted to a temporary NIfTI first
+(patient identifiers are not carried over), so the prediction is on the DICOM series' own grid.
 """
 
 from __future__ import annotations

@@ -13,8 +13,10 @@ What `livervae infer --uncertainty` writes and reports, from `TwoStageLiverTumor
 - The VAE branch's reconstruction loss of stage 1 around the liver, as a ratio to its value on the training
   phantoms: an out-of-distribution signal that probabilities alone do not give (a model can be confidently
   wrong on a CT unlike anything it learnt from).
-- `needs_review`: the score below `review_below`, or the reconstruction ratio above `review_reconstruction_ratio`
-  (both in the bundle's inference config).
+- `needs_review`: the liver's expected Dice below `review_liver_below` (0.9) or the tumour's below
+  `review_tumor_below` (0.5), the thresholds at which a case counts as failed (issue 15: liver Dice < 0.9 or tumour
+  Dice < 0.5), or the reconstruction ratio above `review_reconstruction_ratio` (all in the bundle's inference
+  config).
 """
 
 from __future__ import annotations
@@ -117,7 +119,8 @@ class UncertaintySettings:
         liver_temperature: temperature of stage 1's probability in the maps (`two_stage.temper`), fitted on
             phantoms; the label map is not affected.
         tumor_temperature: the same for stage 2.
-        review_below: a case whose score is below this needs review.
+        review_liver_below: a case whose liver expected Dice is below this needs review.
+        review_tumor_below: a case whose tumour expected Dice is below this needs review.
         review_reconstruction_ratio: a case whose stage-1 reconstruction loss is more than this many times
             `reference_reconstruction_loss` needs review.
         reference_reconstruction_loss: stage 1's median reconstruction loss on phantoms for these weights (None:
@@ -126,7 +129,8 @@ class UncertaintySettings:
 
     liver_temperature: float = 1.0
     tumor_temperature: float = 1.0
-    review_below: float = 0.85
+    review_liver_below: float = 0.9
+    review_tumor_below: float = 0.5
     review_reconstruction_ratio: float = 1.5
     reference_reconstruction_loss: float | None = None
 
@@ -149,7 +153,8 @@ def load_uncertainty_settings(
     metadata_file: str | os.PathLike[str],
     model_file: str | os.PathLike[str],
     passes: dict[str, Any],
-    review_below: float | None = None,
+    review_liver_below: float | None = None,
+    review_tumor_below: float | None = None,
     review_reconstruction_ratio: float | None = None,
 ) -> UncertaintySettings:
     """The review thresholds given, with the calibration a bundle's metadata recorded for these weights and passes.
@@ -163,7 +168,8 @@ def load_uncertainty_settings(
         metadata_file: the bundle's configs/metadata.json.
         model_file: the weights in use.
         passes: the network's `flips`, `hu_shifts` and `mc_samples`.
-        review_below: the score threshold (None: the default).
+        review_liver_below: the liver threshold (None: the default).
+        review_tumor_below: the tumour threshold (None: the default).
         review_reconstruction_ratio: the reconstruction threshold (None: the default).
     """
     import json
@@ -185,7 +191,8 @@ def load_uncertainty_settings(
     return UncertaintySettings(
         liver_temperature=float(record.get("liver_temperature", 1.0)),
         tumor_temperature=float(record.get("tumor_temperature", 1.0)),
-        review_below=defaults.review_below if review_below is None else float(review_below),
+        review_liver_below=defaults.review_liver_below if review_liver_below is None else float(review_liver_below),
+        review_tumor_below=defaults.review_tumor_below if review_tumor_below is None else float(review_tumor_below),
         review_reconstruction_ratio=(
             defaults.review_reconstruction_ratio
             if review_reconstruction_ratio is None
@@ -236,9 +243,10 @@ def case_quality(
     if reconstruction_loss is not None and settings.reference_reconstruction_loss:
         ratio = float(reconstruction_loss) / float(settings.reference_reconstruction_loss)
     reasons = []
-    if score < settings.review_below:
-        which = "liver" if liver_dice <= tumour_dice else "tumour"
-        reasons.append(f"expected {which} Dice {score:.2f} < {settings.review_below:.2f}")
+    if liver_dice < settings.review_liver_below:
+        reasons.append(f"expected liver Dice {liver_dice:.2f} < {settings.review_liver_below:.2f}")
+    if tumour_dice < settings.review_tumor_below:
+        reasons.append(f"expected tumour Dice {tumour_dice:.2f} < {settings.review_tumor_below:.2f}")
     if ratio is not None and ratio > settings.review_reconstruction_ratio:
         reasons.append(
             f"CT unlike the training data (reconstruction {ratio:.2f}x > {settings.review_reconstruction_ratio}x)"
