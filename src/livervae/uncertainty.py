@@ -47,22 +47,34 @@ _EMPTY_MASS_VOXELS = 10.0
 
 def normalised_entropy(classes: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
     """Entropy of (C, ...) class probabilities over dimension 0, divided by log C: 0 certain, 1 uniform."""
-    p = classes.float().clamp(eps, 1.0)
-    return (-(p * p.log()).sum(0) / math.log(classes.shape[0])).clamp_(0.0, 1.0)
+    entropy = torch.special.entr(classes[0].float().clamp(eps, 1.0))
+    for channel in classes[1:]:
+        entropy += torch.special.entr(channel.float().clamp(eps, 1.0))
+    return entropy.div_(math.log(classes.shape[0])).clamp_(0.0, 1.0)
 
 
-def voxel_maps(liver: torch.Tensor, tumour: torch.Tensor) -> torch.Tensor:
+def voxel_maps(liver: torch.Tensor, tumour: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
     """(3, *spatial) P(liver), P(tumour) and the normalised class entropy from the stage probabilities.
+
+    The classes are `two_stage.compose_classes`' background (1 - t)(1 - l), liver (1 - t) l and tumour t; they
+    are written into one output buffer a channel at a time (a CT has tens of millions of voxels).
 
     Args:
         liver: stage 1's liver probability l (any leading singleton dims), as `StageProbabilities.liver`.
         tumour: stage 2's tumour probability t on the same grid.
     """
-    from livervae.networks.two_stage import compose_classes
-
-    shape = (1, 1, *liver.shape[-3:])
-    classes = compose_classes(liver.reshape(shape).float(), tumour.reshape(shape).float())[0]
-    return torch.stack([1 - classes[0], classes[2], normalised_entropy(classes)])
+    liver = liver.reshape(liver.shape[-3:]).float()
+    tumour = tumour.reshape(tumour.shape[-3:]).float()
+    maps = torch.empty((3, *liver.shape), dtype=torch.float32, device=liver.device)
+    rest = torch.sub(1.0, tumour, out=maps[0])  # 1 - t, overwritten below
+    entropy = maps[2]
+    torch.special.entr(torch.mul(rest, liver).clamp_(eps, 1.0), out=entropy)  # liver class
+    entropy += torch.special.entr((rest - rest * liver).clamp_(eps, 1.0))  # background class
+    entropy += torch.special.entr(tumour.clamp(eps, 1.0))
+    entropy.div_(math.log(3)).clamp_(0.0, 1.0)
+    torch.addcmul(tumour, rest, liver, out=maps[0])  # 1 - P(background) = t + (1 - t) l
+    maps[1] = tumour
+    return maps
 
 
 def expected_dice(probability: np.ndarray, mask: np.ndarray) -> float:
@@ -261,7 +273,8 @@ def save_uncertainty_map(maps: np.ndarray, affine: np.ndarray, path: str | os.Pa
     """
     if maps.ndim != 4 or maps.shape[0] != len(UNCERTAINTY_CHANNELS):
         raise ValueError(f"maps must be ({len(UNCERTAINTY_CHANNELS)}, x, y, z), got {maps.shape}")
-    data = np.rint(np.clip(np.moveaxis(maps, 0, -1), 0.0, 1.0) * _MAP_SCALE).astype(np.uint8)
+    quantised = torch.as_tensor(maps).clamp(0.0, 1.0).mul_(_MAP_SCALE).round_().to(torch.uint8)
+    data = np.moveaxis(quantised.numpy(), 0, -1)
     img = nib.Nifti1Image(data, affine)
     img.header.set_data_dtype(np.uint8)
     img.header.set_slope_inter(1.0 / _MAP_SCALE, 0.0)

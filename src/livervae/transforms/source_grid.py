@@ -83,8 +83,9 @@ def to_source_grid(label: torch.Tensor, lookup: tuple[list[int], list[np.ndarray
 def to_source_grid_linear(values: torch.Tensor, found: tuple[list[int], list[np.ndarray]]) -> np.ndarray:
     """Resample a channel-first float map (C, X, Y, Z) onto the source grid with (separable) linear interpolation.
 
-    Linear interpolation on a grid is separable, so it is done one axis at a time with two gathers and a weighted
-    sum each; coordinates outside the map take its edge value (border padding, as the preprocessing pads).
+    Linear interpolation on a grid is separable, so it is done one axis at a time with two gathers and a blend
+    each, the axis that grows the array least first (the map stays small for longest); coordinates outside the
+    map take its edge value (border padding, as the preprocessing pads).
 
     Args:
         values: the map on the preprocessed grid.
@@ -94,18 +95,17 @@ def to_source_grid_linear(values: torch.Tensor, found: tuple[list[int], list[np.
         float32 array (C, *source shape).
     """
     axes, coordinates = found
-    array = values.detach().cpu().float().numpy()
-    array = np.transpose(array, (0, *[axis + 1 for axis in axes]))
-    for dim, coordinate in enumerate(coordinates, start=1):
-        size = array.shape[dim]
-        position = np.clip(coordinate, 0.0, size - 1)
-        low = np.floor(position).astype(np.intp)
-        high = np.minimum(low + 1, size - 1)
+    array = values.detach().float().cpu().permute(0, *[axis + 1 for axis in axes])
+    for axis in sorted(range(3), key=lambda a: len(coordinates[a]) / array.shape[a + 1]):
+        dim, size = axis + 1, array.shape[axis + 1]
+        position = torch.from_numpy(np.clip(coordinates[axis], 0.0, size - 1)).float()
+        low = position.floor().long()
+        high = (low + 1).clamp_(max=size - 1)
         shape = [1] * array.ndim
         shape[dim] = -1
-        weight = (position - low).astype(np.float32).reshape(shape)
-        array = np.take(array, low, axis=dim) * (1.0 - weight) + np.take(array, high, axis=dim) * weight
-    return np.ascontiguousarray(array, dtype=np.float32)
+        weight = (position - low).reshape(shape)
+        array = torch.lerp(array.index_select(dim, low), array.index_select(dim, high), weight)
+    return array.contiguous().numpy()
 
 
 def probabilities_to_source_grid(
