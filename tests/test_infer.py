@@ -277,3 +277,19 @@ def test_a_bad_uncertainty_name_is_refused_before_the_model_runs(real_case, tmp_
     status = main(["infer", "-i", str(source), "-o", str(out / "seg.nii.gz"), "--uncertainty", str(out / name)])
     assert status == 2 and "uncertainty map" in capsys.readouterr().err
     assert list(out.iterdir()) == []
+
+
+def test_uncertainty_without_a_name_goes_beside_the_output_and_batch_takes_no_name(tmp_path, capsys):
+    from livervae.data.phantom import PhantomConfig, generate_case
+    from livervae.infer import uncertainty_path_for
+    from livervae.io.nifti import save_nifti
+
+    assert uncertainty_path_for(Path("a/seg.dcm")) == Path("a/seg_uncertainty.nii.gz")
+    assert uncertainty_path_for(Path("a/case.nii")) == Path("a/case_uncertainty.nii.gz")
+    image, _, _ = generate_case(0, 0, PhantomConfig.small())
+    source = save_nifti(image, tmp_path / "in" / "ct.nii.gz")
+    assert main(["infer", "-i", str(source), "-o", str(tmp_path / "out" / "ct.nii.gz"), "--uncertainty"]) == 0
+    assert (tmp_path / "out" / "ct_uncertainty.nii.gz").is_file() and "quality " in capsys.readouterr().out
+    status = main(["infer", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "batch"), "--uncertainty", "x.nii.gz"])
+    assert status == 2 and "without a file name" in capsys.readouterr().err
+    assert not (tmp_path / "batch").exists()

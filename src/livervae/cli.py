@@ -180,9 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
     infer.add_argument("--no-overlay", action="store_true", help="do not write the overlay PNG")
     infer.add_argument(
         "--uncertainty",
-        type=Path,
+        nargs="?",
+        const=BESIDE_OUTPUT,
         metavar="FILE",
-        help="also write P(liver), P(tumour) and the voxel uncertainty on the input grid to FILE (.nii.gz, 4D) "
+        help="also write P(liver), P(tumour) and the voxel uncertainty on the input grid to FILE (.nii.gz, 4D; "
+        "without FILE: <output name>_uncertainty.nii.gz beside the output, and in batch mode beside each case's) "
         "and report the case quality score and review flag (two-stage bundle)",
     )
     batch = infer.add_argument_group("batch mode (output is a folder)")
@@ -245,6 +247,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# `--uncertainty` given without a file name: the maps go beside the output (each case's, in batch mode).
+BESIDE_OUTPUT = "<beside the output>"
+
+
 def is_batch(source: Path, output: Path) -> bool:
     """Batch mode: a manifest CSV in, or a folder in and a folder out (an existing folder, or a name without a
     suffix). Anything else is one case, whose output name `check_output_name` judges."""
@@ -262,8 +268,10 @@ def _run_batch(args: argparse.Namespace) -> int:
         raise InputError(None, "batch mode runs the segmentation bundles; the patch bundles take one CT and its mask")
     if args.series_uid:
         raise InputError(None, "--series-uid selects a series of one folder; in batch mode use a manifest CSV column")
-    if args.uncertainty:
-        raise InputError(args.uncertainty, "--uncertainty writes the maps of one case; batch mode does not take it")
+    if args.uncertainty not in (None, BESIDE_OUTPUT):
+        raise InputError(
+            args.uncertainty, "in batch mode give --uncertainty without a file name: each case's maps go beside it"
+        )
     settings = PredictorSettings(
         bundle=args.bundle,
         model_path=str(args.model) if args.model else None,
@@ -272,6 +280,7 @@ def _run_batch(args: argparse.Namespace) -> int:
         overrides=tuple(_overrides(args.set).items()),
         allow_external=args.allow_external_bundle,
         overlay=not args.no_overlay,
+        uncertainty=args.uncertainty is not None,
     )
     try:
         result = run_batch(
@@ -376,7 +385,7 @@ def _run(args: argparse.Namespace) -> int:
         return _run_batch(args)
     if args.command == "infer":
         from livervae.bundle import PATCH_BUNDLES
-        from livervae.infer import format_report, infer
+        from livervae.infer import format_report, infer, uncertainty_path_for
 
         if Path(args.bundle).name in PATCH_BUNDLES:
             from livervae.patch_infer import infer_patches
@@ -407,7 +416,9 @@ def _run(args: argparse.Namespace) -> int:
             overrides=_overrides(args.set),
             model_path=args.model,
             allow_external=args.allow_external_bundle,
-            uncertainty_path=args.uncertainty,
+            uncertainty_path=(
+                uncertainty_path_for(args.output) if args.uncertainty == BESIDE_OUTPUT else args.uncertainty
+            ),
         )
         print(format_report(summary))
         return 0

@@ -147,6 +147,17 @@ def infer(
     )
 
 
+def uncertainty_path_for(output: Path) -> Path:
+    """`<name>_uncertainty.nii.gz` beside an output `<name>.nii.gz`, `<name>.nii` or `<name>.dcm` (the maps' default
+    place: `--uncertainty` without a file name, and every case of a batch)."""
+    name = output.name
+    for suffix in (".nii.gz", ".nii", ".dcm"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return output.with_name(f"{name}_uncertainty.nii.gz")
+
+
 def check_uncertainty_name(output: Path, uncertainty: Path) -> None:
     """Refuse an uncertainty map name that is not NIfTI, or that is the name of another output of the case."""
     if not uncertainty.name.endswith(NIFTI_SUFFIXES):

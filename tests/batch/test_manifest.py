@@ -64,3 +64,17 @@ def test_compaction_happens_on_its_interval_and_counts_statuses(tmp_path):
 def test_unknown_status_is_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown manifest status 'finished'"):
         Manifest(tmp_path).record(_row("a", "finished"))
+
+
+def test_a_manifest_written_before_the_quality_columns_still_loads(tmp_path):
+    output = tmp_path / "a.nii.gz"
+    output.write_bytes(b"label")
+    old_columns = [c for c in COLUMNS if c not in ("quality_score", "needs_review")]
+    with open(tmp_path / MANIFEST_NAME, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=old_columns)
+        writer.writeheader()
+        writer.writerow({**{c: "" for c in old_columns}, "case": "a", "output": str(output), "status": "done"})
+    manifest = Manifest(tmp_path)
+    assert manifest.is_done("a") and manifest.rows["a"]["needs_review"] == ""
+    manifest.close()
+    assert [r["case"] for r in _csv_rows(tmp_path / MANIFEST_NAME)] == ["a"]  # rewritten with every column

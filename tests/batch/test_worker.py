@@ -46,3 +46,18 @@ def test_unwritable_output_is_a_failed_row_naming_the_folder(phantom_archive, tm
     case = next(c for c in discover(root, out).cases if c.case == "nifti/site0/phantom0.nii.gz")
     row = CaseRunner(PredictorSettings(bundle=TUMOR_BUNDLE, device="cpu", overlay=False), "w1").run(case)
     assert row["status"] == "failed" and str(out / "nifti" / "site0") in row["reason"]
+
+
+def test_with_uncertainty_each_case_gets_its_maps_and_quality_in_the_manifest_row(phantom_archive, tmp_path):
+    import nibabel as nib
+
+    root, _ = phantom_archive
+    case = next(c for c in discover(root, tmp_path / "out").cases if c.case == "nifti/site0/phantom0.nii.gz")
+    settings = PredictorSettings(bundle=TUMOR_BUNDLE, device="cpu", overlay=False, uncertainty=True)
+    row = CaseRunner(settings, "w1").run(case)
+    assert row["status"] == "done"
+    maps = case.output.with_name("phantom0_uncertainty.nii.gz")
+    assert nib.load(str(maps)).shape == (*nib.load(str(case.input)).shape, 3)
+    quality = json.loads(case.output.with_name("phantom0.json").read_text())["quality"]
+    assert row["quality_score"] == quality["score"]
+    assert row["needs_review"] == ("yes" if quality["needs_review"] else "no")

@@ -1,4 +1,7 @@
-"""The batch manifest: one row per case (input, output, status, reason, volumes, seconds, worker), kept on disk.
+"""The batch manifest: one row per case (input, output, status, reason, volumes, quality, seconds, worker), on disk.
+
+`quality_score` and `needs_review` (yes / no) are filled when the run writes uncertainty maps (`--uncertainty`);
+manifests written before those columns existed load with them empty.
 
 `<out>/manifest.csv` is rewritten atomically (temporary file, then rename), never edited in place. Between
 rewrites each finished case is appended to `<out>/manifest.journal` (one JSON line, flushed and fsynced) so a
@@ -34,6 +37,8 @@ COLUMNS = (
     "liver_ml",
     "tumor_ml",
     "lesion_count",
+    "quality_score",
+    "needs_review",
     "seconds",
     "worker",
     "finished_at",

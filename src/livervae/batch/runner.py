@@ -57,6 +57,7 @@ class BatchResult:
     ran: int
     seconds: float
     failures: list[tuple[str, str]] = field(default_factory=list)
+    needs_review: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -238,7 +239,9 @@ def run_batch(
         bar.close()
         manifest.close()
     failures += [(s.case, s.reason) for s in discovery.skipped if s.failed]
-    return BatchResult(manifest.path, manifest.counts(), ran, round(time.perf_counter() - start, 2), failures)
+    review = [case for case, row in manifest.rows.items() if row["status"] == DONE and row["needs_review"] == "yes"]
+    seconds = round(time.perf_counter() - start, 2)
+    return BatchResult(manifest.path, manifest.counts(), ran, seconds, failures, review)
 
 
 def format_batch_result(result: BatchResult, limit: int = 10) -> str:
@@ -253,6 +256,8 @@ def format_batch_result(result: BatchResult, limit: int = 10) -> str:
         ),
         f"ran {result.ran} case(s) in {result.seconds:.1f} s; manifest: {result.manifest}",
     ]
+    if result.needs_review:
+        lines.append(f"needs review: {len(result.needs_review)} done case(s) (needs_review = yes in the manifest)")
     for case, reason in result.failures[:limit]:
         lines.append(f"failed: {case}: {reason}")
     if len(result.failures) > limit:

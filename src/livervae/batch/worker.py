@@ -24,9 +24,9 @@ from distributed import WorkerPlugin, get_worker
 
 from livervae.batch.cases import BatchCase
 from livervae.batch.manifest import DONE, FAILED, SKIPPED
-from livervae.bundle import BundlePredictor
+from livervae.bundle import BundlePredictor, label_volume
 from livervae.errors import InputError, NotCTError, livervae_cause
-from livervae.infer import model_input, read_input, write_prediction
+from livervae.infer import model_input, read_input, uncertainty_path_for, write_prediction
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +45,8 @@ class PredictorSettings:
         torch_threads: intra-op threads of the worker's model (None leaves torch's default).
         overrides: bundle config overrides.
         overlay: write the overlay PNG next to each output.
+        uncertainty: write each case's uncertainty maps beside its output (`infer.uncertainty_path_for`) and its
+            quality score and review flag into its manifest row.
     """
 
     bundle: str
@@ -54,6 +56,7 @@ class PredictorSettings:
     overrides: tuple[tuple[str, Any], ...] = ()
     allow_external: bool = False
     overlay: bool = True
+    uncertainty: bool = False
 
 
 def _failure_reason(exc: BaseException, source: Path) -> str:
@@ -104,12 +107,18 @@ class CaseRunner:
         row = case.row(worker=self.worker)
         try:
             image, series = read_input(case.input, case.series_uid or None, case.files)
+            uncertain = None
             with model_input(case.input, image) as image_file:
                 with self._model_lock:
                     predictor = self.predictor()
-                    label = predictor.predict_volume(image_file, image)
+                    if self.settings.uncertainty:
+                        uncertain = predictor.predict_with_uncertainty(image_file)
+                        label = label_volume(uncertain.label, image)
+                    else:
+                        label = predictor.predict_volume(image_file, image)
+            maps = uncertainty_path_for(case.output) if uncertain is not None else None
             summary = write_prediction(
-                label, image, series, case.input, case.output, predictor, self.settings.overlay, start
+                label, image, series, case.input, case.output, predictor, self.settings.overlay, start, uncertain, maps
             )
             row.update(
                 status=DONE,
@@ -117,6 +126,9 @@ class CaseRunner:
                 tumor_ml=summary["tumor_ml"],
                 lesion_count=summary["lesion_count"],
             )
+            if "quality" in summary:
+                quality = summary["quality"]
+                row.update(quality_score=quality["score"], needs_review="yes" if quality["needs_review"] else "no")
         except Exception as exc:  # one bad study never stops the others
             # A label map or MR volume beside the CTs is not a failure, as a non-CT DICOM series is not.
             status = SKIPPED if isinstance(livervae_cause(exc), NotCTError) else FAILED
