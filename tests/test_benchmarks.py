@@ -398,8 +398,8 @@ def test_batch_benchmark_runs_loop_and_both_batch_modes_on_one_folder(tmp_path, 
 
 
 def test_uncertainty_benchmark_reports_what_its_cases_give(tmp_path, capsys):
-    """A quick run (small phantoms, no real CT): every printed case score statistic is the one its JSON cases
-    give, recomputed here, and each case's truth is the Dice of its quality record's own label."""
+    """A quick run (small phantoms, each hard variant once, no real CT): every case score statistic printed is the
+    one its JSON cases give, recomputed here; each case's truth and flag follow from its Dice."""
     from scipy.stats import spearmanr
 
     from livervae.metrics.calibration import rank_auroc
@@ -412,7 +412,7 @@ def test_uncertainty_benchmark_reports_what_its_cases_give(tmp_path, capsys):
     result = json.loads(out.read_text())
     assert set(result["estimators"]) == {"none", "flip", "hu_shift", "tta"}
     cases = result["estimators"]["none"]["cases"]
-    assert [c["kind"] for c in cases] == ["plain", "noise", "phase"]
+    assert [c["kind"] for c in cases] == ["plain", "noise", "phase", "cut_fov", "metal"]
     for c in cases:
         assert c["true_quality"] == pytest.approx(min(c["liver_dice"], c["tumor_dice"]))
         assert c["bad"] == (c["liver_dice"] < 0.9 or c["tumor_dice"] < 0.5)
