@@ -2,15 +2,16 @@
 
 Cases (written to a temporary folder, deleted after):
 
-- calibration: `--calibration` phantoms of cohort seed 7 (never trained on, never tested on). The temperatures of
+- calibration: `--calibration` phantoms of cohort seed 7 (never trained on, never tested on). The calibration of
   both stages (per estimator) and the reference reconstruction loss come from these alone.
 - test, made hard on purpose: unseen phantoms of cohort seed 2026 as generated ("plain"), with extra white noise
   ("noise", 45 HU SD), with the field of view cut below the liver dome ("cut_fov": the top 40 % of slices
-  removed), in a non-contrast phase ("phase": parenchyma 50-65 HU, vessels 0-10 HU above it), with a metal
-  implant beside the liver and its streaks ("metal"); and the real CT, 3D-IRCADb-01 patient 17 ("real"; never in
-  training or calibration).
+  removed), with a metal implant beside the liver and its streaks ("metal"), one of these three per phantom in
+  turn; each phantom again in a non-contrast phase ("phase": parenchyma 50-65 HU, vessels 0-10 HU above it); and
+  the real CT, 3D-IRCADb-01 patient 17 ("real"; never in training or calibration). `--quick`: small phantoms and
+  no real CT (for tests).
 
-Estimators (all from the same network, on the input grid, temperature fitted per estimator on calibration):
+Estimators (all from the same network, on the input grid, calibrated per estimator):
 
 - none: one pass; uncertainty = normalised entropy of the three class probabilities.
 - flip: the mean of the pass and the pass on the input flipped left-right.
@@ -19,18 +20,22 @@ Estimators (all from the same network, on the input grid, temperature fitted per
 - mc_dropout: `--mc-samples` passes with dropout p = 0.1 switched on in both stages (the shipped stages were
   trained without dropout).
 
-Measured per estimator, over the test cases: top-label ECE of the class probabilities (before and after the
-temperature) inside the body and inside the liver region (reference or predicted liver), AUROC of the voxel
-uncertainty for finding wrong voxels (argmax ≠ reference) in both regions, and per case the quality score
-(`livervae.uncertainty.case_quality` on the shipped pipeline's label map); over cases, Spearman of the score with
-the true quality (min of liver Dice and tumour Dice, tumour Dice 1 when neither has tumour) and AUROC of the score
-for cases with liver Dice < 0.9 or tumour Dice < 0.5, and how the `needs_review` flag (score threshold and the
-reconstruction ratio) sorts them. Targets (issue 15): score Spearman >= 0.7, flag AUROC >= 0.85, ECE <= 0.05
-after calibration.
+Calibration (`--method`): a temperature per stage, or a temperature and a bias (Platt), fitted by NLL: the liver
+stage on body voxels, the tumour stage on liver-region voxels of the calibration cases.
+
+Measured per estimator, over the test cases: top-label ECE of the class probabilities (before and after
+calibration) inside the body (HU > -500) and inside the liver region (reference or predicted liver), also per
+case group (plain, shifted, real), AUROC of the voxel uncertainty for finding wrong voxels (argmax ≠ reference),
+and per case the quality score (`livervae.uncertainty.case_quality` on the shipped pipeline's label map) and
+candidate scores (`score_variants`); over cases, Spearman of each score with the true quality (min of liver Dice
+and tumour Dice, tumour Dice 1 when neither has tumour), AUROC of each score for the failed cases (liver Dice <
+0.9 or tumour Dice < 0.5), and which cases the `needs_review` rule flags. Timing: `livervae infer` with and
+without `--uncertainty` on the real CT extended to `--timing-slices` slices. Targets (issue 15): score Spearman
+>= 0.7, flag AUROC >= 0.85, ECE <= 0.05 after calibration, CPU inference of 512 x 512 x 160 under 20 s.
 
     python benchmarks/uncertainty.py [--calibration 2] [--phantoms 2] [--mc-samples 2] [--timing-slices 160]
-        [--json out.json]
-        [--record]   # write the chosen estimator's temperatures and reference into the tumour bundle's metadata
+        [--method temperature|platt] [--estimator none] [--quick] [--json out.json]
+        [--record]   # write the estimator's calibration and reference into the tumour bundle's metadata
 """
 
 from __future__ import annotations
@@ -295,15 +300,21 @@ def sampled(case: BenchCase, result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def fit_temperatures(calibration: list[dict[str, Any]], estimator: str) -> tuple[float, float]:
-    """Liver temperature on body voxels, tumour temperature on liver-region voxels, of the calibration cases."""
-    from livervae.metrics.calibration import fit_temperature
+def fit_calibration(calibration: list[dict[str, Any]], estimator: str, method: str) -> dict[str, float]:
+    """Each stage's calibration on the calibration cases: the liver on body voxels, the tumour on liver-region
+    voxels; `method` "temperature" (T alone) or "platt" (T and a bias)."""
+    from livervae.metrics.calibration import fit_platt, fit_temperature
 
     liver_p = np.concatenate([c["stages"][estimator][0] for c in calibration])
     tumour_p = np.concatenate([c["stages"][estimator][1] for c in calibration])
     liver_ref = np.concatenate([c["liver_ref"] for c in calibration])
     tumour_ref = np.concatenate([c["tumor_ref"] for c in calibration])
-    return fit_temperature(liver_p, liver_ref), fit_temperature(tumour_p, tumour_ref)
+    if method == "platt":
+        (liver_t, liver_b), (tumour_t, tumour_b) = fit_platt(liver_p, liver_ref), fit_platt(tumour_p, tumour_ref)
+    else:
+        liver_t, tumour_t = fit_temperature(liver_p, liver_ref), fit_temperature(tumour_p, tumour_ref)
+        liver_b = tumour_b = 0.0
+    return {"liver_temperature": liver_t, "tumor_temperature": tumour_t, "liver_bias": liver_b, "tumor_bias": tumour_b}
 
 
 def case_truth(label: np.ndarray, reference: np.ndarray) -> dict[str, float]:
@@ -321,16 +332,16 @@ def case_truth(label: np.ndarray, reference: np.ndarray) -> dict[str, float]:
 class Evaluation:
     """Accumulates every estimator's voxel samples and case scores over the test cases."""
 
-    def __init__(self, calibration: list[dict[str, Any]], estimators: list[str]) -> None:
+    def __init__(self, calibration: list[dict[str, Any]], estimators: list[str], method: str = "temperature") -> None:
         from livervae.uncertainty import UncertaintySettings
 
         self.reference_loss = float(np.median([c["reconstruction"] for c in calibration]))
-        self.settings = {}
-        for name in estimators:
-            liver_t, tumour_t = fit_temperatures(calibration, name)
-            self.settings[name] = UncertaintySettings(
-                liver_temperature=liver_t, tumor_temperature=tumour_t, reference_reconstruction_loss=self.reference_loss
+        self.settings = {
+            name: UncertaintySettings(
+                **fit_calibration(calibration, name, method), reference_reconstruction_loss=self.reference_loss
             )
+            for name in estimators
+        }
         self.voxels: dict[str, dict[str, dict[str, list]]] = {name: {} for name in estimators}
         self.cases: dict[str, list[dict[str, Any]]] = {name: [] for name in estimators}
 
@@ -394,6 +405,8 @@ class Evaluation:
                 "variants": variants,
                 "liver_temperature": settings.liver_temperature,
                 "tumor_temperature": settings.tumor_temperature,
+                "liver_bias": settings.liver_bias,
+                "tumor_bias": settings.tumor_bias,
                 "voxel": voxel,
                 "cases": cases,
                 "spearman": None if spearman is None or np.isnan(spearman) else float(spearman),
@@ -430,7 +443,9 @@ def format_report(result: dict[str, Any]) -> str:
         f"machine: {result['machine']}",
         f"reference reconstruction loss (calibration median): " f"{result['reference_reconstruction_loss']:.4f}",
         "",
-        "| estimator | passes | T liver | T tumour | ECE body raw -> cal | ECE liver raw -> cal | "
+        f"calibration: {result.get('method', 'temperature')} (T, bias per stage)",
+        "",
+        "| estimator | passes | T, bias liver | T, bias tumour | ECE body raw -> cal | ECE liver raw -> cal | "
         "error AUROC body | error AUROC liver | score Spearman | flag AUROC | flagged bad / good |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -438,7 +453,8 @@ def format_report(result: dict[str, Any]) -> str:
         v = e["voxel"]
         passes = len(ESTIMATOR_PASSES.get(name, [])) or result["mc_samples"]
         lines.append(
-            f"| {name} | {passes} | {e['liver_temperature']:.3f} | {e['tumor_temperature']:.3f} | "
+            f"| {name} | {passes} | {e['liver_temperature']:.3f}, {e['liver_bias']:.2f} | "
+            f"{e['tumor_temperature']:.3f}, {e['tumor_bias']:.2f} | "
             f"{v['body_raw']['ece']:.4f} -> {v['body_calibrated']['ece']:.4f} | "
             f"{v['liver_raw']['ece']:.4f} -> {v['liver_calibrated']['ece']:.4f} | "
             f"{_f(v['body_calibrated']['error_auroc'])} | {_f(v['liver_calibrated']['error_auroc'])} | "
@@ -548,6 +564,12 @@ def main(argv: list[str] | None = None) -> int:
         "--uncertainty on the real CT extended to this many slices; 0 skips it (default 160)",
     )
     parser.add_argument("--quick", action="store_true", help="small phantoms only, no real CT (a smoke run)")
+    parser.add_argument(
+        "--method",
+        choices=("temperature", "platt"),
+        default="temperature",
+        help="calibration of " "each stage: a temperature, or a temperature and a bias (Platt); default temperature",
+    )
     parser.add_argument("--json", type=Path, help="write every number here")
     parser.add_argument(
         "--record",
@@ -567,7 +589,7 @@ def main(argv: list[str] | None = None) -> int:
             result = runner.run(case)
             kept.append(sampled(case, result))
             print(f"{case.name}: {result['seconds_total']:.1f} s", flush=True)
-        evaluation = Evaluation(kept, list(runner.estimators()))
+        evaluation = Evaluation(kept, list(runner.estimators()), args.method)
         for case in test:
             result = runner.run(case)
             evaluation.add(case, result)
@@ -579,6 +601,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.estimator not in result["estimators"]:
         parser.error(f"--estimator {args.estimator} was not run")
     result.update(
+        method=args.method,
         machine=describe(),
         mc_samples=args.mc_samples,
         chosen=args.estimator,
@@ -598,9 +621,11 @@ def main(argv: list[str] | None = None) -> int:
             chosen["liver_temperature"],
             chosen["tumor_temperature"],
             result["reference_reconstruction_loss"],
-            f"benchmarks/uncertainty.py --calibration {args.calibration} (cohort seed 7 phantoms), estimator "
-            f"{result['chosen']}",
+            f"benchmarks/uncertainty.py --calibration {args.calibration} --method {args.method} (cohort seed 7 "
+            f"phantoms), estimator {result['chosen']}",
             ESTIMATOR_SETTINGS[result["chosen"]],
+            liver_bias=chosen["liver_bias"],
+            tumor_bias=chosen["tumor_bias"],
         )
         print(f"recorded in {path}")
     return 0

@@ -63,6 +63,16 @@ def test_calibrated_maps_apply_each_stage_temperature():
     np.testing.assert_allclose(calibrated_maps(stages, UncertaintySettings()), voxel_maps(*stages).numpy())
 
 
+def test_platt_calibration_adds_its_bias_to_the_tempered_logit():
+    stages = _stages(5)
+    settings = UncertaintySettings(liver_temperature=0.5, tumor_temperature=2.0, liver_bias=-1.0, tumor_bias=0.5)
+    maps = calibrated_maps(stages, settings)
+    p = stages.clamp(1e-6, 1 - 1e-6)
+    liver = torch.sigmoid(torch.logit(p[0]) / 0.5 - 1.0)
+    tumour = torch.sigmoid(torch.logit(p[1]) / 2.0 + 0.5)
+    np.testing.assert_allclose(maps, voxel_maps(liver, tumour).numpy(), atol=1e-6)
+
+
 def test_expected_dice_known_answers():
     mask = np.zeros((10, 10), bool)
     mask[2:6, 2:6] = True
@@ -122,6 +132,8 @@ def test_calibration_applies_only_to_the_weights_and_passes_it_was_recorded_for(
     record = {
         "liver_temperature": 0.4,
         "tumor_temperature": 0.8,
+        "liver_bias": -1.5,
+        "tumor_bias": 0.25,
         "reference_reconstruction_loss": 0.07,
         "passes": passes,
         "model_sha256": file_sha256(model),
@@ -129,7 +141,7 @@ def test_calibration_applies_only_to_the_weights_and_passes_it_was_recorded_for(
     metadata = tmp_path / "metadata.json"
     metadata.write_text(json.dumps({"uncertainty_calibration": record}))
     used = load_uncertainty_settings(metadata, model, passes, 0.8, 0.4, 2.0)
-    assert used == UncertaintySettings(0.4, 0.8, 0.8, 0.4, 2.0, 0.07)
+    assert used == UncertaintySettings(0.4, 0.8, 0.8, 0.4, 2.0, 0.07, -1.5, 0.25)
     assert load_uncertainty_settings(metadata, other, passes) == UncertaintySettings()
     shifted = {"flips": [], "hu_shifts": [-25, 25], "mc_samples": 1}
     assert load_uncertainty_settings(metadata, model, shifted) == UncertaintySettings()

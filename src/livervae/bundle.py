@@ -429,6 +429,8 @@ def record_uncertainty_calibration(
     measured_with: str,
     passes: dict[str, Any],
     model_path: str | os.PathLike[str] | None = None,
+    liver_bias: float = 0.0,
+    tumor_bias: float = 0.0,
 ) -> Path:
     """Write the tumour bundle's uncertainty calibration into its metadata.json (`uncertainty_calibration`).
 
@@ -448,6 +450,8 @@ def record_uncertainty_calibration(
     metadata["uncertainty_calibration"] = {
         "liver_temperature": round(float(liver_temperature), 4),
         "tumor_temperature": round(float(tumor_temperature), 4),
+        "liver_bias": round(float(liver_bias), 4),
+        "tumor_bias": round(float(tumor_bias), 4),
         "reference_reconstruction_loss": round(float(reference_reconstruction_loss), 6),
         "passes": normalised_passes(passes),
         "model_sha256": file_sha256(model),

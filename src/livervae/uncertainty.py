@@ -137,6 +137,9 @@ class UncertaintySettings:
             `reference_reconstruction_loss` needs review.
         reference_reconstruction_loss: stage 1's median reconstruction loss on phantoms for these weights (None:
             no reconstruction check).
+        liver_bias: added to the tempered liver logit (Platt scaling, P = sigmoid(logit(p) / T + bias)); 0 for
+            temperature scaling alone.
+        tumor_bias: the same for the tumour stage.
     """
 
     liver_temperature: float = 1.0
@@ -145,6 +148,8 @@ class UncertaintySettings:
     review_tumor_below: float = 0.5
     review_reconstruction_ratio: float = 1.5
     reference_reconstruction_loss: float | None = None
+    liver_bias: float = 0.0
+    tumor_bias: float = 0.0
 
 
 # The network settings that decide its test-time passes, with TwoStageLiverTumorNet's defaults.
@@ -211,17 +216,27 @@ def load_uncertainty_settings(
             else float(review_reconstruction_ratio)
         ),
         reference_reconstruction_loss=record.get("reference_reconstruction_loss"),
+        liver_bias=float(record.get("liver_bias", 0.0)),
+        tumor_bias=float(record.get("tumor_bias", 0.0)),
     )
+
+
+def calibrate(probability: torch.Tensor, temperature: float, bias: float = 0.0, eps: float = 1e-6) -> torch.Tensor:
+    """sigmoid(logit(p) / T + bias) of a two-class softmax probability (temperature or Platt scaling)."""
+    from livervae.networks.two_stage import temper  # the network imports the transforms, which import this
+
+    if bias == 0.0:
+        return temper(probability, temperature)
+    p = probability.clamp(eps, 1.0 - eps)
+    return torch.sigmoid(torch.logit(p) / temperature + bias)
 
 
 def calibrated_maps(stages: np.ndarray | torch.Tensor, settings: UncertaintySettings) -> np.ndarray:
     """(3, *spatial) `voxel_maps` of (2, *spatial) stage probabilities (liver, tumour) after the settings'
-    temperatures."""
-    from livervae.networks.two_stage import temper
-
+    calibration of each stage."""
     stages = torch.as_tensor(np.asarray(stages, dtype=np.float32) if isinstance(stages, np.ndarray) else stages)
-    liver = temper(stages[0].float(), settings.liver_temperature)
-    tumour = temper(stages[1].float(), settings.tumor_temperature)
+    liver = calibrate(stages[0].float(), settings.liver_temperature, settings.liver_bias)
+    tumour = calibrate(stages[1].float(), settings.tumor_temperature, settings.tumor_bias)
     return voxel_maps(liver, tumour).cpu().numpy()
 
 

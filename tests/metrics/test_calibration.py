@@ -10,6 +10,7 @@ from monai.metrics import compute_roc_auc
 from livervae.metrics.calibration import (
     binary_nll,
     expected_calibration_error,
+    fit_platt,
     fit_temperature,
     rank_auroc,
     sample_voxels,
@@ -64,3 +65,15 @@ def test_sample_voxels_is_seeded_inside_the_mask_and_keeps_small_masks_whole():
     assert drawn.size == 100 and np.unique(drawn).size == 100 and mask.ravel()[drawn].all()
     assert np.array_equal(drawn, sample_voxels(mask, 100, seed=3))
     assert np.array_equal(sample_voxels(mask, 5000), np.flatnonzero(mask))
+
+
+def test_fit_platt_recovers_temperature_and_bias_of_a_shifted_overconfident_predictor():
+    rng = np.random.default_rng(4)
+    logits = rng.normal(0.0, 2.0, 400_000)
+    target = rng.random(logits.size) < 1.0 / (1.0 + np.exp(-logits))
+    # the model's logit is 2.5 z + 1: sigmoid(logit / 2.5 - 0.4) gives back the true probability
+    shifted = 1.0 / (1.0 + np.exp(-(2.5 * logits + 1.0)))
+    temperature, bias = fit_platt(shifted, target)
+    assert temperature == pytest.approx(2.5, rel=0.05) and bias == pytest.approx(-0.4, abs=0.03)
+    with pytest.raises(ValueError, match="backwards"):
+        fit_platt(1.0 - shifted, target)

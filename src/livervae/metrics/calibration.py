@@ -59,6 +59,32 @@ def fit_temperature(probability: np.ndarray, target: np.ndarray, grid: np.ndarra
     return float(grid[int(np.argmin(losses))])
 
 
+def fit_platt(probability: np.ndarray, target: np.ndarray) -> tuple[float, float]:
+    """Platt scaling of a two-class softmax probability: the (temperature, bias) minimising the NLL of
+    sigmoid(logit(p) / T + bias) against `target` (L-BFGS from T = 1, bias = 0).
+
+    A temperature alone only sharpens or softens; the bias also moves where p = 0.5 falls, which a stage whose
+    probability has a floor (a liver probability of about 0.1 everywhere) needs.
+    """
+    from scipy.optimize import minimize
+
+    p = np.clip(np.asarray(probability, dtype=np.float64).ravel(), 1e-6, 1.0 - 1e-6)
+    logit = np.log(p) - np.log1p(-p)
+    t = np.asarray(target, dtype=np.float64).ravel()
+
+    def loss(params: np.ndarray) -> tuple[float, np.ndarray]:
+        z = params[0] * logit + params[1]
+        # NLL of a logistic model, stable for large |z|: log(1 + e^z) - t z
+        value = np.logaddexp(0.0, z) - t * z
+        grad_z = 1.0 / (1.0 + np.exp(-z)) - t
+        return float(value.mean()), np.array([(grad_z * logit).mean(), grad_z.mean()])
+
+    slope, bias = minimize(loss, np.array([1.0, 0.0]), jac=True, method="L-BFGS-B").x
+    if slope <= 0:
+        raise ValueError("the probabilities rank the targets backwards; no calibration with a positive temperature")
+    return float(1.0 / slope), float(bias)
+
+
 def rank_auroc(scores: np.ndarray, positive: np.ndarray) -> float | None:
     """ROC AUC of `scores` for 0/1 `positive` from ranks (Mann-Whitney U, ties averaged); None without both.
 
