@@ -36,6 +36,7 @@ from livervae.measurements import (
     format_measurement_table,
     measure_case,
     measurement_paths,
+    output_stem,
     write_measurements,
 )
 from livervae.plots import save_overlay_png, save_uncertainty_png
@@ -49,12 +50,7 @@ DICOM_SEG_SUFFIXES = (".dcm",)
 
 def overlay_path(output: Path) -> Path:
     """`<name>.png` next to `<name>.nii.gz` or `<name>.dcm`."""
-    name = output.name
-    for suffix in (".nii.gz", ".nii", ".dcm"):
-        if name.endswith(suffix):
-            name = name[: -len(suffix)]
-            break
-    return output.with_name(f"{name}.png")
+    return output.with_name(f"{output_stem(output)}.png")
 
 
 def read_input(
@@ -150,12 +146,7 @@ def infer(
 def uncertainty_path_for(output: Path) -> Path:
     """`<name>_uncertainty.nii.gz` beside an output `<name>.nii.gz`, `<name>.nii` or `<name>.dcm` (the maps' default
     place: `--uncertainty` without a file name, and every case of a batch)."""
-    name = output.name
-    for suffix in (".nii.gz", ".nii", ".dcm"):
-        if name.endswith(suffix):
-            name = name[: -len(suffix)]
-            break
-    return output.with_name(f"{name}_uncertainty.nii.gz")
+    return output.with_name(f"{output_stem(output)}_uncertainty.nii.gz")
 
 
 def check_uncertainty_name(output: Path, uncertainty: Path) -> None:

@@ -396,17 +396,23 @@ def measure_case(image: Volume, label: np.ndarray) -> CaseMeasurements:
     )
 
 
+def output_stem(output: Path) -> str:
+    """`<name>` of an output `<name>.nii.gz`, `<name>.nii` or `<name>.dcm`; any other name whole (the files a
+    prediction writes beside its label map are named from it)."""
+    name = Path(output).name
+    for suffix in OUTPUT_SUFFIXES:
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
 def measurement_paths(output: Path) -> tuple[Path, Path]:
     """`<name>.json` and `<name>.csv` beside an output `<name>.nii.gz`, `<name>.nii` or `<name>.dcm`.
 
     Any other name keeps its whole file name as `<name>` (e.g. `case` -> `case.json`, `case.csv`).
     """
     output = Path(output)
-    name = output.name
-    for suffix in OUTPUT_SUFFIXES:
-        if name.endswith(suffix) and len(name) > len(suffix):
-            name = name[: -len(suffix)]
-            break
+    name = output_stem(output)
     return output.with_name(f"{name}.json"), output.with_name(f"{name}.csv")
 
 
