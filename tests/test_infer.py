@@ -114,6 +114,7 @@ def test_cli_on_a_dicom_series_writes_seg_sr_and_measurements_and_prints_a_table
         "seg.dcm",
         "seg.json",
         "seg.png",
+        "seg_probability.dcm",
         "seg_sr.dcm",
         "seg_uncertainty.nii.gz",
         "seg_uncertainty.png",
@@ -293,3 +294,23 @@ def test_uncertainty_without_a_name_goes_beside_the_output_and_batch_takes_no_na
     status = main(["infer", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "batch"), "--uncertainty", "x.nii.gz"])
     assert status == 2 and "without a file name" in capsys.readouterr().err
     assert not (tmp_path / "batch").exists()
+
+
+def test_probability_seg_holds_the_maps_per_source_slice(real_run):
+    """DICOM in, DICOM back: the FRACTIONAL SEG beside the label SEG references the series and, re-read with
+    highdicom, gives P(liver) and P(tumour) on every source slice as the NIfTI maps hold them (8-bit both)."""
+    import nibabel as nib
+
+    seg = hd.seg.segread(real_run.out / "seg_probability.dcm")
+    series = real_run.series
+    assert seg.SegmentationType == "FRACTIONAL" and seg.SegmentationFractionalType == "PROBABILITY"
+    assert seg.number_of_segments == 2 and seg.StudyInstanceUID == series.study_uid
+    assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == series.series_uid
+    maps = np.moveaxis(nib.load(str(real_run.out / "seg_uncertainty.nii.gz")).get_fdata(dtype=np.float32), -1, 0)
+    pixels = seg.get_pixels_by_source_instance(
+        source_sop_instance_uids=series.sop_instance_uids, segment_numbers=[1, 2], rescale_fractional=True
+    )
+    assert pixels.shape == (len(series.files), *maps.shape[2:0:-1], 2)
+    for channel in (0, 1):
+        on_slices = np.asarray(pixels[..., channel], dtype=np.float32).transpose(2, 1, 0)
+        np.testing.assert_allclose(on_slices, maps[channel], atol=1.0 / 255 + 1e-6)

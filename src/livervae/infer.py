@@ -25,7 +25,7 @@ from typing import Any
 from livervae.bundle import TUMOR_BUNDLE, BundlePredictor, UncertainPrediction, label_volume
 from livervae.data.validation import check_ct_image
 from livervae.errors import InputError
-from livervae.io.dicom_seg_writer import build_dicom_seg, save_dicom
+from livervae.io.dicom_seg_writer import build_dicom_seg, build_probability_seg, save_dicom
 from livervae.io.dicom_series import DicomSeries, read_dicom_series, scan_dicom_files
 from livervae.io.dicom_sr_writer import build_dicom_sr, sr_path
 from livervae.io.nifti import load_nifti, save_nifti
@@ -149,6 +149,11 @@ def uncertainty_path_for(output: Path) -> Path:
     return output.with_name(f"{output_stem(output)}_uncertainty.nii.gz")
 
 
+def probability_seg_path(output: Path) -> Path:
+    """`<name>_probability.dcm` beside a DICOM-SEG `<name>.dcm`: the FRACTIONAL SEG of P(liver) and P(tumour)."""
+    return output.with_name(f"{output_stem(output)}_probability.dcm")
+
+
 def check_uncertainty_name(output: Path, uncertainty: Path) -> None:
     """Refuse an uncertainty map name that is not NIfTI, or that is the name of another output of the case."""
     if not uncertainty.name.endswith(NIFTI_SUFFIXES):
@@ -186,7 +191,8 @@ def write_prediction(
 ) -> dict[str, Any]:
     """Write `label` as NIfTI or DICOM-SEG (by `output`'s suffix) with its measurements; return the case summary.
 
-    With `uncertainty` its case quality goes into the measurements JSON and the summary (`quality`), and with
+    With `uncertainty` its case quality goes into the measurements JSON and the summary (`quality`), beside a
+    DICOM-SEG goes a FRACTIONAL SEG of P(liver) and P(tumour) (`<name>_probability.dcm`), and with
     `uncertainty_path` its voxel maps are written there (and, with `overlay`, their picture beside them).
 
     Beside `<name>.nii.gz` / `<name>.nii` / `<name>.dcm` go the measurements `<name>.json` and `<name>.csv`
@@ -212,13 +218,15 @@ def write_prediction(
     """
     measurements = measure_case(image, label.array)
     quality = uncertainty.quality.to_dict() if uncertainty is not None else None
-    seg = sr = None
+    seg = sr = probability_seg = None
     if output.name.endswith(DICOM_SEG_SUFFIXES):
         if series is None:
             raise InputError(output, "a DICOM-SEG output needs a DICOM series input")
         identity = {"bundle": predictor.name, "bundle_version": predictor.version}
         seg = build_dicom_seg(label, series, **identity)
         sr = build_dicom_sr(measurements, seg, series, **identity, seg_name=str(sr_path(output)))
+        if uncertainty is not None:
+            probability_seg = build_probability_seg(uncertainty.maps[:2], series, **identity)
     paths: dict[str, str] = {"output": str(output)}
     placed: list[Path] = []
     try:
@@ -226,6 +234,9 @@ def write_prediction(
             placed.append(save_dicom(seg, output))
             placed.append(save_dicom(sr, sr_path(output)))
             paths["sr"] = str(placed[-1])
+            if probability_seg is not None:
+                placed.append(save_dicom(probability_seg, probability_seg_path(output)))
+                paths["probability_seg"] = str(placed[-1])
         else:
             placed.append(save_nifti(label, output))
         json_path, csv_path = write_measurements(measurements, output, source=source.name, quality=quality)
@@ -290,6 +301,8 @@ def format_outputs(summary: dict[str, Any]) -> str:
     parts.append(f"measurements {summary['measurements_json']}, {summary['measurements_csv']}")
     if "overlay" in summary:
         parts.append(f"overlay {summary['overlay']}")
+    if "probability_seg" in summary:
+        parts.append(f"probability SEG {summary['probability_seg']}")
     if "uncertainty" in summary:
         parts.append(f"uncertainty {summary['uncertainty']}")
     if "uncertainty_overlay" in summary:

@@ -20,7 +20,7 @@ import logging
 import os
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,7 +28,7 @@ import highdicom as hd
 import numpy as np
 import pydicom
 from pydicom.sr.codedict import codes
-from pydicom.uid import generate_uid
+from pydicom.uid import RLELossless, generate_uid
 
 from livervae import __version__
 from livervae.bundle_names import TUMOR_BUNDLE
@@ -104,6 +104,13 @@ SEGMENTS = (
         codes.SCT.Liver,
         (255, 0, 0),
     ),
+)
+
+
+# The FRACTIONAL SEG's segments: the same concepts, labelled as the probabilities they hold.
+PROBABILITY_SEGMENTS = (
+    replace(SEGMENTS[0], label="Liver probability (tumours included)"),
+    replace(SEGMENTS[1], label="Liver tumour probability"),
 )
 
 
@@ -206,6 +213,80 @@ def build_dicom_seg(
     """
     target = Path(ct.volume.source or "label map")
     array = _check_label(label, ct, target)
+    # highdicom wants (frames, rows, columns) in source order: frame k is CT slice k, rows along the array's j axis.
+    pixels = np.ascontiguousarray(array.transpose(2, 1, 0))
+    sources, descriptions, series_number = _seg_parts(ct, bundle, bundle_version, segments, series_number)
+    omit_empty = bool(array.any())
+    return quiet_person_name_warnings(
+        lambda: _segmentation(
+            sources,
+            pixels,
+            descriptions,
+            series_number,
+            bundle,
+            series_description,
+            omit_empty,
+            segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        )
+    )
+
+
+def build_probability_seg(
+    probabilities: np.ndarray,
+    ct: DicomSeries,
+    bundle: str = TUMOR_BUNDLE,
+    bundle_version: str = "",
+    series_number: int | None = None,
+    series_description: str = "LiverVAE liver and tumour probability",
+) -> hd.seg.Segmentation:
+    """Build (not write) a FRACTIONAL (probability) DICOM Segmentation of the stage probabilities on `ct`'s grid.
+
+    Segment 1 is P(liver) (tumours included, as `livervae.uncertainty` defines it), segment 2 P(tumour), stored
+    as 8-bit fractions (maximum fractional value 255, RLE Lossless), one frame per source slice and segment with
+    the same references and geometry as the label SEG (`build_dicom_seg`); viewers that show FRACTIONAL SEGs (3D
+    Slicer, OHIF) draw them as probability maps.
+
+    Args:
+        probabilities: (2, *ct.volume.shape) P(liver), P(tumour) in [0, 1].
+        ct: the series read by `read_dicom_series`.
+        bundle: the bundle that made them.
+        bundle_version: its version.
+        series_number: the SEG's SeriesNumber; default 1001 + the source's (the label SEG takes 1000 + it).
+        series_description: the SEG's SeriesDescription.
+
+    Raises:
+        InputError: maps off the CT grid or outside [0, 1].
+    """
+    target = Path(ct.volume.source or "probability map")
+    array = np.asarray(probabilities, dtype=np.float32)
+    if array.shape != (len(PROBABILITY_SEGMENTS), *ct.volume.shape):
+        raise InputError(target, f"probability maps of shape {array.shape} are not 2 maps on the CT's grid")
+    if not np.isfinite(array).all() or array.min() < 0.0 or array.max() > 1.0:
+        raise InputError(target, "probabilities must lie in [0, 1]")
+    pixels = np.ascontiguousarray(array.transpose(3, 2, 1, 0))  # (frames, rows, columns, segments)
+    sources, descriptions, number = _seg_parts(ct, bundle, bundle_version, PROBABILITY_SEGMENTS, series_number)
+    series_number = number + 1 if series_number is None else number  # beside the label SEG's 1000 + source
+    return quiet_person_name_warnings(
+        lambda: _segmentation(
+            sources,
+            pixels,
+            descriptions,
+            series_number,
+            bundle,
+            series_description,
+            True,
+            segmentation_type=hd.seg.SegmentationTypeValues.FRACTIONAL,
+            fractional_type=hd.seg.SegmentationFractionalTypeValues.PROBABILITY,
+            max_fractional_value=255,
+            transfer_syntax_uid=RLELossless,  # 62 -> 5 MB on the real CT; smooth maps compress well
+        )
+    )
+
+
+def _seg_parts(
+    ct: DicomSeries, bundle: str, bundle_version: str, segments: Sequence[SegmentInfo], series_number: int | None
+) -> tuple[list[pydicom.Dataset], list[hd.seg.SegmentDescription], int]:
+    """The reduced source headers, the segment descriptions and the series number of a SEG of `ct`."""
     frame_of_reference = ct.frame_of_reference_uid
     if not frame_of_reference:
         frame_of_reference = derived_frame_of_reference_uid(ct.series_uid)
@@ -214,8 +295,6 @@ def build_dicom_seg(
             frame_of_reference,
         )
     sources = [_reduced_header(path, frame_of_reference) for path in ct.files]
-    # highdicom wants (frames, rows, columns) in source order: frame k is CT slice k, rows along the array's j axis.
-    pixels = np.ascontiguousarray(array.transpose(2, 1, 0))
     algorithm = hd.AlgorithmIdentificationSequence(
         name="LiverVAE",
         family=codes.DCM.ArtificialIntelligence,
@@ -238,10 +317,7 @@ def build_dicom_seg(
     ]
     if series_number is None:
         series_number = 1000 + int(sources[0].get("SeriesNumber", 0) or 0)
-    omit_empty = bool(array.any())
-    return quiet_person_name_warnings(
-        lambda: _segmentation(sources, pixels, descriptions, series_number, bundle, series_description, omit_empty)
-    )
+    return sources, descriptions, series_number
 
 
 def _segmentation(
@@ -252,11 +328,11 @@ def _segmentation(
     bundle: str,
     series_description: str,
     omit_empty_frames: bool,
+    **kind: Any,
 ) -> hd.seg.Segmentation:
     return hd.seg.Segmentation(
         source_images=sources,
         pixel_array=pixels,
-        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
         segment_descriptions=descriptions,
         series_instance_uid=hd.UID(),
         series_number=series_number,
@@ -266,6 +342,7 @@ def _segmentation(
         content_description="Liver and liver tumour, automatic (LiverVAE)",
         series_description=series_description,
         omit_empty_frames=omit_empty_frames,
+        **kind,
         **device_identity(bundle),
     )
 
