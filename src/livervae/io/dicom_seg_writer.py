@@ -217,18 +217,8 @@ def build_dicom_seg(
     pixels = np.ascontiguousarray(array.transpose(2, 1, 0))
     sources, descriptions, series_number = _seg_parts(ct, bundle, bundle_version, segments, series_number)
     omit_empty = bool(array.any())
-    return quiet_person_name_warnings(
-        lambda: _segmentation(
-            sources,
-            pixels,
-            descriptions,
-            series_number,
-            bundle,
-            series_description,
-            omit_empty,
-            segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
-        )
-    )
+    binary = {"segmentation_type": hd.seg.SegmentationTypeValues.BINARY}
+    return _segmentation(sources, pixels, descriptions, series_number, bundle, series_description, omit_empty, **binary)
 
 
 def build_probability_seg(
@@ -266,21 +256,13 @@ def build_probability_seg(
     pixels = np.ascontiguousarray(array.transpose(3, 2, 1, 0))  # (frames, rows, columns, segments)
     sources, descriptions, number = _seg_parts(ct, bundle, bundle_version, PROBABILITY_SEGMENTS, series_number)
     series_number = number + 1 if series_number is None else number  # beside the label SEG's 1000 + source
-    return quiet_person_name_warnings(
-        lambda: _segmentation(
-            sources,
-            pixels,
-            descriptions,
-            series_number,
-            bundle,
-            series_description,
-            True,
-            segmentation_type=hd.seg.SegmentationTypeValues.FRACTIONAL,
-            fractional_type=hd.seg.SegmentationFractionalTypeValues.PROBABILITY,
-            max_fractional_value=255,
-            transfer_syntax_uid=RLELossless,  # 62 -> 5 MB on the real CT; smooth maps compress well
-        )
-    )
+    fractional = {
+        "segmentation_type": hd.seg.SegmentationTypeValues.FRACTIONAL,
+        "fractional_type": hd.seg.SegmentationFractionalTypeValues.PROBABILITY,
+        "max_fractional_value": 255,
+        "transfer_syntax_uid": RLELossless,  # 62 -> 5 MB on the real CT; smooth maps compress well
+    }
+    return _segmentation(sources, pixels, descriptions, series_number, bundle, series_description, True, **fractional)
 
 
 def _seg_parts(
@@ -330,20 +312,23 @@ def _segmentation(
     omit_empty_frames: bool,
     **kind: Any,
 ) -> hd.seg.Segmentation:
-    return hd.seg.Segmentation(
-        source_images=sources,
-        pixel_array=pixels,
-        segment_descriptions=descriptions,
-        series_instance_uid=hd.UID(),
-        series_number=series_number,
-        sop_instance_uid=hd.UID(),
-        instance_number=1,
-        content_label="LIVERVAE",
-        content_description="Liver and liver tumour, automatic (LiverVAE)",
-        series_description=series_description,
-        omit_empty_frames=omit_empty_frames,
-        **kind,
-        **device_identity(bundle),
+    """highdicom's Segmentation of these parts, of the `kind` given (type, encoding), person-name warnings quiet."""
+    return quiet_person_name_warnings(
+        lambda: hd.seg.Segmentation(
+            source_images=sources,
+            pixel_array=pixels,
+            segment_descriptions=descriptions,
+            series_instance_uid=hd.UID(),
+            series_number=series_number,
+            sop_instance_uid=hd.UID(),
+            instance_number=1,
+            content_label="LIVERVAE",
+            content_description="Liver and liver tumour, automatic (LiverVAE)",
+            series_description=series_description,
+            omit_empty_frames=omit_empty_frames,
+            **kind,
+            **device_identity(bundle),
+        )
     )
 
 
