@@ -139,7 +139,10 @@ def test_dask_cluster_with_a_worker_killed_mid_run_ends_with_every_case_done_onc
     assert statuses.pop(f"dicom/patient1/mr#{uids['mr_uid']}") == "skipped"
     assert set(statuses.values()) == {"done"} and len(statuses) == 4, {c: rows[c]["reason"] for c in statuses}
     assert not result.ok and result.counts == {"done": 4, "failed": 1, "skipped": 1, "pending": 0}
-    assert len({rows[c]["worker"] for c in statuses}) >= 2  # both workers (and the replacement) took cases
+    # Which worker the scheduler hands the rest to is its choice (on two cores the survivor may take them all),
+    # but the cases left when the busy worker was killed were finished by other processes.
+    after_kill = [rows[case]["worker"] for case in seen[1:]]
+    assert any(worker and not worker.endswith(f":{killed[0]}") for worker in after_kill), after_kill
     assert "dicom/ircadb17#" in " ".join(ran)
     _check_done_rows(rows, out)
     real = next(row for case, row in rows.items() if case.startswith("dicom/ircadb17#"))
