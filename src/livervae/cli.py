@@ -13,6 +13,9 @@ from livervae import __version__
 from livervae.bundle_names import PATCH_VAE_BUNDLE, TUMOR_BUNDLE
 from livervae.errors import InputError, livervae_cause
 
+# `livervae.data.formats.phantom.PRESETS`, named here so the parser imports no generator.
+PHANTOM_PRESETS = ("default", "small", "synthetic", "synthetic-pool")
+
 logger = logging.getLogger("livervae")
 
 
@@ -84,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     prep.add_argument("--n", type=int, default=8, help="phantom: number of cases (default 8)")
     prep.add_argument("--seed", type=int, default=0, help="phantom: cohort seed (default 0)")
-    prep.add_argument("--preset", choices=("default", "small"), default="default", help="phantom: grid preset")
+    prep.add_argument("--preset", choices=PHANTOM_PRESETS, default="default", help="phantom: generator and grid preset")
 
     phantom = commands.add_parser(
         "phantom",
@@ -94,7 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
     phantom.add_argument("--n", type=int, default=8, help="number of cases (default 8)")
     phantom.add_argument("--seed", type=int, default=0, help="cohort seed (default 0)")
     phantom.add_argument(
-        "--preset", choices=("default", "small"), default="default", help="grid: default (~1.5 mm) or small (~3 mm)"
+        "--preset",
+        choices=PHANTOM_PRESETS,
+        default="default",
+        help="parametric phantom on a default (~1.5 mm) or small (~3 mm) grid, or synthetic CT from real label maps "
+        "(synthetic: 1.5 mm; synthetic-pool: 2 mm, 2.5 mm slices, for training pools)",
     )
     phantom.add_argument(
         "--blurred-fraction",

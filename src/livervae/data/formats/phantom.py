@@ -1,4 +1,8 @@
-"""`phantom`: the synthetic abdominal-CT cohort with exact labels and a clinical sheet (no source needed)."""
+"""`phantom`: a synthetic abdominal-CT cohort with exact labels and a clinical sheet (no source needed).
+
+Presets `default` and `small` are the parametric phantom (`livervae.data.phantom`); `synthetic` and
+`synthetic-pool` the generator built on real label maps (`livervae.data.synthetic`, reads the shared data folder).
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,15 @@ from pathlib import Path
 from livervae.data.case import Case
 from livervae.data.formats import SourceOptions
 from livervae.data.phantom import PhantomConfig, generate_cohort
+from livervae.data.synthetic.generator import SyntheticConfig, generate_synthetic_cohort
 from livervae.errors import InputError
 
-PRESETS = {"default": PhantomConfig, "small": PhantomConfig.small}
+PRESETS = {
+    "default": PhantomConfig,
+    "small": PhantomConfig.small,
+    "synthetic": SyntheticConfig,
+    "synthetic-pool": SyntheticConfig.training_pool,
+}
 
 
 def iter_cases(source: Path | None, options: SourceOptions) -> Iterator[Case]:
@@ -26,4 +36,7 @@ def iter_cases(source: Path | None, options: SourceOptions) -> Iterator[Case]:
             config = dataclasses.replace(config, blurred_fraction=float(options.phantom_blurred_fraction))
         except ValueError as exc:
             raise InputError(None, str(exc)) from None
-    yield from generate_cohort(options.phantom_n, options.phantom_seed, config)
+    if isinstance(config, SyntheticConfig):
+        yield from generate_synthetic_cohort(options.phantom_n, options.phantom_seed, config)
+    else:
+        yield from generate_cohort(options.phantom_n, options.phantom_seed, config)

@@ -1,0 +1,351 @@
+"""Synthetic CT from real label maps: the orchestrator that fixes the order of every random draw.
+
+Case k of cohort `seed` draws everything from `np.random.default_rng(np.random.SeedSequence([seed, k, TAG]))`
+in this order: anatomy subject, acquisition (spacing), pose and deformation, field of view, body size (fat),
+bowel and stomach content, table, vessels, tumours, appearance, rendering. Its clinical row uses its own
+stream, so the row never changes the image; a case is the same whatever the cohort size.
+
+Sources: TotalSegmentator label maps (`label_maps`, CC BY 4.0), with what they lack modelled here; see
+`docs/data.md` for the attribution.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from livervae.data.case import Case
+from livervae.data.phantom import PhantomLesion, PhantomTruth, clinical_row
+from livervae.data.synthetic.deformation import Pose, draw_pose, forward_box, pull_back
+from livervae.data.synthetic.label_maps import ANATOMY_SUBJECTS, AnatomySubject, load_subject
+from livervae.data.synthetic.rendering import Appearance, draw_appearance, render
+from livervae.data.synthetic.tissues import LIVER_TISSUES, Tissue
+from livervae.data.synthetic.tumours import SyntheticLesion, synthesise_tumours
+from livervae.data.synthetic.vessels import paint_liver_vessels
+from livervae.io.volume import Volume
+from livervae.labels import BACKGROUND, LIVER, TUMOR
+
+# Stream tags keep this generator's draws apart from the parametric phantom's for the same (seed, index).
+_TAG = 0x5E17
+_CLINICAL_TAG = 0x5E18
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    """What varies between synthetic cohorts.
+
+    Attributes:
+        subjects: TotalSegmentator subjects to draw the anatomy from.
+        inplane_spacing_mm: range of the simulated acquisition's pixel size.
+        slice_thickness_mm: range of the simulated slice thickness.
+        min_spacing_mm: the grid is never finer than this (the label maps are 1.5 mm; finer grids only cost time):
+            the acquisition is simulated by blur and noise, then written at max(acquisition, this).
+        liver_ml: range of the drawn liver volume.
+        cut_liver_fraction: probability that the field of view cuts the liver (dome or tip out of view).
+        tumor_free_fraction: probability of a case without lesions.
+        lesion_count: inclusive range of the lesion count of a case with lesions.
+        lesion_diameter_mm: smallest and largest nominal lesion diameter.
+        largest_lesion_mm: range of a case's largest lesion (log-uniform); the others are 20-80 % of it, at
+            least the smallest diameter.
+        blurred_fraction: probability of a blurred lesion margin.
+        noise_sd_hu: range of the noise level.
+        vessels: paint intrahepatic vessel trees.
+        data_dir: shared data folder (default: `livervae.paths.shared_data_dir()`).
+    """
+
+    subjects: tuple[str, ...] = ANATOMY_SUBJECTS
+    inplane_spacing_mm: tuple[float, float] = (0.5, 1.0)
+    slice_thickness_mm: tuple[float, float] = (0.6, 5.0)
+    min_spacing_mm: tuple[float, float, float] = (1.5, 1.5, 1.5)
+    liver_ml: tuple[float, float] = (1200.0, 2200.0)
+    cut_liver_fraction: float = 0.15
+    tumor_free_fraction: float = 0.15
+    lesion_count: tuple[int, int] = (1, 8)
+    lesion_diameter_mm: tuple[float, float] = (2.0, 120.0)
+    largest_lesion_mm: tuple[float, float] = (10.0, 120.0)
+    blurred_fraction: float = 0.5
+    noise_sd_hu: tuple[float, float] = (5.0, 35.0)
+    vessels: bool = True
+    data_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        pairs = {
+            "inplane_spacing_mm": self.inplane_spacing_mm,
+            "slice_thickness_mm": self.slice_thickness_mm,
+            "liver_ml": self.liver_ml,
+            "lesion_count": self.lesion_count,
+            "lesion_diameter_mm": self.lesion_diameter_mm,
+            "largest_lesion_mm": self.largest_lesion_mm,
+            "noise_sd_hu": self.noise_sd_hu,
+        }
+        for name, pair in pairs.items():
+            if len(pair) != 2 or not 0 <= pair[0] <= pair[1]:
+                raise ValueError(f"SyntheticConfig.{name} must be an ordered non-negative pair, got {pair!r}")
+        if not self.subjects:
+            raise ValueError("SyntheticConfig.subjects must name at least one subject")
+        for name in ("cut_liver_fraction", "tumor_free_fraction", "blurred_fraction"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"SyntheticConfig.{name} must lie in [0, 1], got {getattr(self, name)!r}")
+
+    @classmethod
+    def training_pool(cls) -> "SyntheticConfig":
+        """Coarser grids (2 mm, 2.5 mm slices) for a training pool on the CPU; the models see 3-4 mm anyway."""
+        return cls(min_spacing_mm=(2.0, 2.0, 2.5))
+
+
+@dataclass(frozen=True)
+class SyntheticTruth:
+    """What one synthetic case is, as generated (JSON-serialisable through `dataclasses.asdict`)."""
+
+    case_id: str
+    seed: int
+    index: int
+    subject: str
+    shape: tuple[int, int, int]
+    spacing: tuple[float, float, float]
+    acquisition_mm: tuple[float, float, float]
+    phase: str
+    liver_state: str
+    liver_ml: float
+    tumor_ml: float
+    liver_cut: bool
+    noise_sd: float
+    vessel_voxels: int
+    lesions: tuple[SyntheticLesion, ...] = field(default_factory=tuple)
+
+
+def case_id_for(index: int) -> str:
+    """The case (and patient) id of synthetic case `index`."""
+    return f"synthetic_{index:04d}"
+
+
+def _world_extent(subject: AnatomySubject, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    ijk = np.argwhere(mask)
+    world = ijk @ subject.affine[:3, :3].T + subject.affine[:3, 3]
+    return world.min(axis=0), world.max(axis=0)
+
+
+def _field_of_view(
+    rng: np.random.Generator, subject: AnatomySubject, cut_fraction: float
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Source-space box (world mm): the body in-plane with a margin; from above the liver dome down to somewhere
+    between the liver's tip and the pelvis; on some cases the dome or the tip out of view."""
+    body_lo, body_hi = _world_extent(subject, subject.tissues != Tissue.AIR)
+    liver_lo, liver_hi = _world_extent(subject, subject.tissues == Tissue.LIVER)
+    height = liver_hi[2] - liver_lo[2]
+    top = liver_hi[2] + rng.uniform(10.0, 90.0)
+    bottom = liver_lo[2] - rng.uniform(0.0, 160.0)
+    cut = rng.random() < cut_fraction and subject.liver_in_view
+    if cut:
+        if rng.random() < 0.5:
+            top = liver_hi[2] - rng.uniform(0.1, 0.35) * height
+        else:
+            bottom = liver_lo[2] + rng.uniform(0.1, 0.35) * height
+    top, bottom = min(top, body_hi[2] - 1.0), max(bottom, body_lo[2] + 1.0)
+    # At least 120 mm of body in view (a liver-dome-only scan still shows the upper abdomen).
+    bottom = max(min(bottom, top - 120.0), body_lo[2] + 1.0)
+    margin = rng.uniform(30.0, 90.0)
+    lo = np.array([body_lo[0] - margin, body_lo[1] - margin, bottom])
+    hi = np.array([body_hi[0] + margin, body_hi[1] + margin, top])
+    return lo, hi, bool(cut or not subject.liver_in_view)
+
+
+def _out_grid(lo: np.ndarray, hi: np.ndarray, spacing: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """An LPS-stored grid (DICOM-like) covering the world box, square in-plane."""
+    size = hi - lo
+    side = max(size[0], size[1])
+    centre = (lo + hi) / 2.0
+    shape = (
+        int(np.ceil(side / spacing[0])),
+        int(np.ceil(side / spacing[1])),
+        max(int(np.ceil(size[2] / spacing[2])), 8),
+    )
+    affine = np.diag([-spacing[0], -spacing[1], spacing[2], 1.0])
+    # Voxel (0, 0, 0) sits at the patient's right-anterior-inferior corner (largest x and y, smallest z).
+    affine[:3, 3] = centre + np.array([(shape[0] - 1) / 2.0 * spacing[0], (shape[1] - 1) / 2.0 * spacing[1], 0.0])
+    affine[2, 3] = lo[2]
+    return affine, shape  # type: ignore[return-value]
+
+
+def _body_and_fat(rng: np.random.Generator, tissues: np.ndarray, outside_mm: np.ndarray, spacing: np.ndarray) -> None:
+    """Subcutaneous fat of a drawn thickness (patient size) and skin around the body wall; air beyond."""
+    thickness = rng.uniform(6.0, 45.0) * (1.0 + 0.3 * _unit_field(rng, tissues.shape, 60.0 / spacing))
+    skin = rng.uniform(1.5, 3.0)
+    air = tissues == Tissue.AIR
+    tissues[air & (outside_mm <= thickness - skin)] = Tissue.FAT
+    tissues[air & (outside_mm > thickness - skin) & (outside_mm <= thickness)] = Tissue.SKIN
+
+
+def _unit_field(rng: np.random.Generator, shape: tuple[int, ...], sigma_vox: np.ndarray) -> np.ndarray:
+    coarse = tuple(max(2, int(np.ceil(n / 4))) for n in shape)
+    f = ndimage.gaussian_filter(rng.standard_normal(coarse).astype(np.float32), sigma=np.maximum(sigma_vox / 4, 0.5))
+    f = ndimage.zoom(f, [n / c for n, c in zip(shape, coarse)], order=1, grid_mode=True, mode="nearest")
+    f = f[: shape[0], : shape[1], : shape[2]]
+    return np.clip(f / max(float(np.abs(f).max()), 1e-6), -1.0, 1.0)
+
+
+def _bowel_content(rng: np.random.Generator, tissues: np.ndarray, affine: np.ndarray) -> None:
+    """Gas pockets and (on some cases) oral contrast in the bowel; a gas cap in the stomach's anterior part."""
+    spacing = np.linalg.norm(affine[:3, :3], axis=0)
+    bowel = tissues == Tissue.BOWEL
+    if bowel.any():
+        field_ = _unit_field(rng, tissues.shape, 10.0 / spacing)
+        tissues[bowel & (field_ > rng.uniform(0.2, 0.6))] = Tissue.GAS
+        if rng.random() < 0.35:
+            other = _unit_field(rng, tissues.shape, 25.0 / spacing)
+            tissues[(tissues == Tissue.BOWEL) & (other > rng.uniform(-0.3, 0.3))] = Tissue.ORAL_CONTRAST
+    stomach = np.argwhere(tissues == Tissue.STOMACH)
+    if len(stomach):
+        # Supine patient: gas rises anteriorly (+y in RAS). World y of every stomach voxel.
+        y = stomach @ affine[1, :3] + affine[1, 3]
+        level = np.quantile(y, rng.uniform(0.6, 0.97))
+        gas = stomach[y > level]
+        tissues[tuple(gas.T)] = Tissue.GAS
+
+
+def _table(rng: np.random.Generator, tissues: np.ndarray, affine: np.ndarray) -> None:
+    """A patient table under the body (posterior), on most cases."""
+    if rng.random() < 0.2:
+        return
+    body = np.argwhere(tissues != Tissue.AIR)
+    if len(body) == 0:
+        return
+    y_world = affine[1, 1] * np.arange(tissues.shape[1]) + affine[1, 3]
+    posterior = float((body @ affine[1, :3] + affine[1, 3]).min())
+    gap, thickness = rng.uniform(0.0, 15.0), rng.uniform(15.0, 45.0)
+    rows = (y_world < posterior - gap) & (y_world >= posterior - gap - thickness)
+    x_world = affine[0, 0] * np.arange(tissues.shape[0]) + affine[0, 3]
+    centre_x = float((body @ affine[0, :3] + affine[0, 3]).mean())
+    cols = np.abs(x_world - centre_x) <= rng.uniform(180.0, 260.0)
+    slab = cols[:, None] & rows[None, :]
+    region = tissues[slab]
+    region[region == Tissue.AIR] = Tissue.TABLE
+    tissues[slab] = region
+
+
+def generate_synthetic_case(
+    index: int, seed: int, config: SyntheticConfig = SyntheticConfig()
+) -> tuple[Volume, Volume, SyntheticTruth, np.ndarray]:
+    """Generate synthetic case `index` of cohort `seed` from a real label map.
+
+    Returns:
+        (image, label, truth, tissues): int16 HU, uint8 label (0 background, 1 liver incl. intrahepatic vessels,
+        2 tumour) on the same LPS-stored grid, what was drawn, and the tissue map (codes of `Tissue`).
+    """
+    for name, value in (("index", index), ("seed", seed)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise ValueError(f"synthetic case {name} must be a non-negative integer, got {value!r}")
+    index, seed = int(index), int(seed)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, index, _TAG]))
+    subject = load_subject(config.subjects[int(rng.integers(len(config.subjects)))], config.data_dir)
+    in_plane = float(rng.uniform(*config.inplane_spacing_mm))
+    acquisition = (in_plane, in_plane, float(rng.uniform(*config.slice_thickness_mm)))
+    spacing = np.maximum(np.asarray(acquisition), np.asarray(config.min_spacing_mm))
+    pose: Pose = draw_pose(rng, subject, config.liver_ml)
+    src_lo, src_hi, liver_cut = _field_of_view(rng, subject, config.cut_liver_fraction)
+    centre_src = (src_lo + src_hi) / 2.0
+    out_lo, out_hi = forward_box(pose, src_lo, src_hi, centre_src, centre_src)
+    # Keep the drawn z range (the rotation's tilt would add slices outside the intended field of view).
+    scale_z = float(pose.scale[2])
+    out_lo[2], out_hi[2] = (
+        centre_src[2] - (centre_src[2] - src_lo[2]) * scale_z,
+        centre_src[2] + (src_hi[2] - centre_src[2]) * scale_z,
+    )
+    affine, shape = _out_grid(out_lo, out_hi, spacing)
+    coords = pull_back(subject, pose, affine, shape, centre_src, centre_src, rng)
+    tissues = ndimage.map_coordinates(subject.tissues, coords, order=0, mode="constant", cval=int(Tissue.AIR))
+    # Beyond the subject's grid nothing is known: air there (its body may end flat at the grid's edge).
+    outside = ndimage.map_coordinates(subject.outside_mm.astype(np.float32), coords, order=1, cval=1e4)
+    del coords
+    _body_and_fat(rng, tissues, outside, spacing)
+    del outside
+    _bowel_content(rng, tissues, affine)
+    _table(rng, tissues, affine)
+    vessel_voxels = paint_liver_vessels(rng, tissues, affine) if config.vessels else 0
+    count = (
+        0
+        if rng.random() < config.tumor_free_fraction
+        else int(rng.integers(config.lesion_count[0], config.lesion_count[1] + 1))
+    )
+    lesions, paints = synthesise_tumours(
+        rng, tissues, affine, count, config.lesion_diameter_mm, config.largest_lesion_mm, config.blurred_fraction
+    )
+    appearance: Appearance = draw_appearance(rng, acquisition, config.noise_sd_hu)
+    image_array = render(rng, tissues, affine, appearance, paints)
+
+    label_array = np.full(tissues.shape, BACKGROUND, dtype=np.uint8)
+    label_array[np.isin(tissues, LIVER_TISSUES)] = LIVER
+    label_array[tissues == Tissue.TUMOR] = TUMOR
+    source = f"synthetic:seed={seed}:index={index}"
+    meta = {"synthetic_seed": seed, "synthetic_index": index}
+    image = Volume(image_array, affine.copy(), source, dict(meta))
+    label = Volume(label_array, affine.copy(), f"{source}:label", dict(meta))
+    voxel_ml = image.voxel_volume_ml
+    truth = SyntheticTruth(
+        case_id=case_id_for(index),
+        seed=seed,
+        index=index,
+        subject=subject.name,
+        shape=tuple(int(s) for s in shape),  # type: ignore[arg-type]
+        spacing=tuple(round(float(s), 4) for s in spacing),  # type: ignore[arg-type]
+        acquisition_mm=tuple(round(v, 3) for v in acquisition),  # type: ignore[arg-type]
+        phase=appearance.phase,
+        liver_state=appearance.liver_state,
+        liver_ml=round(float(np.count_nonzero(label_array >= LIVER)) * voxel_ml, 3),
+        tumor_ml=round(float(np.count_nonzero(label_array == TUMOR)) * voxel_ml, 3),
+        liver_cut=liver_cut,
+        noise_sd=round(appearance.noise_sd, 3),
+        vessel_voxels=vessel_voxels,
+        lesions=tuple(lesions),
+    )
+    return image, label, truth, tissues
+
+
+def _clinical(truth: SyntheticTruth, rng: np.random.Generator) -> dict[str, object]:
+    """The clinical-sheet row, by the parametric phantom's rules (severity follows tumour burden)."""
+    as_phantom = PhantomTruth(
+        case_id=truth.case_id,
+        seed=truth.seed,
+        index=truth.index,
+        shape=truth.shape,
+        spacing=truth.spacing,
+        liver_voxels=0,
+        tumor_voxels=0,
+        vessel_voxels=truth.vessel_voxels,
+        liver_ml=truth.liver_ml,
+        tumor_ml=truth.tumor_ml,
+        parenchyma_hu=0.0,
+        noise_sd=truth.noise_sd,
+        vessel_contrast_hu=0.0,
+        burden=0.0,
+        liver_centroid_mm=(0.0, 0.0, 0.0),
+        diaphragm_dome_z_mm=0.0,
+        lesions=tuple(
+            PhantomLesion(
+                lesion.center_mm, lesion.diameter_mm, lesion.kind, lesion.blurred, lesion.contrast_hu, lesion.n_voxels
+            )
+            for lesion in truth.lesions
+        ),
+    )
+    return clinical_row(as_phantom, rng)
+
+
+def generate_synthetic_cohort(n: int, seed: int, config: SyntheticConfig = SyntheticConfig()) -> Iterator[Case]:
+    """Yield `n` synthetic cases lazily, each with its clinical row and its truth in `extra["truth"]`."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError(f"synthetic cohort size must be a non-negative integer, got {n!r}")
+    for index in range(int(n)):
+        image, label, truth, _ = generate_synthetic_case(index, seed, config)
+        row_rng = np.random.default_rng(np.random.SeedSequence([int(seed), index, _CLINICAL_TAG]))
+        yield Case(
+            case_id=truth.case_id,
+            patient_id=truth.case_id,
+            image=image,
+            label=label,
+            clinical=_clinical(truth, row_rng),
+            extra={"truth": asdict(truth)},
+        )
