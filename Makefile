@@ -48,7 +48,7 @@ ML_LIVER_EPOCHS ?= 10
 ML_TUMOR_EPOCHS ?= 8
 LINT_PATHS := src tests data_prep $(wildcard benchmarks bundles/*/scripts)
 
-.PHONY: help install preprocess phantom train eval infer cv ablate bench bench-patch-vae bench-active-contour bench-inference bench-memory bench-training bench-batch bench-uncertainty demo \
+.PHONY: help install preprocess phantom train eval infer cv ablate bench bench-patch-vae bench-active-contour bench-inference bench-memory bench-training bench-batch bench-uncertainty bench-sim-to-real demo \
 	test test-slow test-all lint format clean monailabel monailabel-install monailabel-models monailabel-prepare \
 	test-monailabel
 
@@ -78,6 +78,7 @@ help:
 	@echo "make bench [ARGS='--skip patch_vae_vs_unet']  every benchmark (GPU parts where present) -> runs/bench/bench.{json,md}"
 	@echo "make bench-active-contour | bench-inference | bench-memory | bench-training | bench-patch-vae | bench-batch |"
 	@echo "     bench-uncertainty [ARGS='--device cuda ...']"
+	@echo "     bench-sim-to-real [ARGS='--variants parametric synthetic --iterations 120']"
 	@echo "make monailabel [STUDIES=<dir>] [HOST=127.0.0.1] [PORT=8000]"
 	@echo "                                 MONAI Label server with LiverVAE's bundles (own env $(ML_VENV))"
 	@echo "make test-monailabel             start the server, check info/infer/train over HTTP, stop it (slow)"
@@ -141,6 +142,9 @@ bench-batch: install
 
 bench-uncertainty: install
 	$(PY) benchmarks/uncertainty.py $(ARGS)
+
+bench-sim-to-real: install
+	$(PY) benchmarks/sim_to_real.py $(ARGS)
 
 bench: install
 	$(PY) benchmarks/run_all.py $(ARGS)

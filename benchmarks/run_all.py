@@ -33,9 +33,10 @@ BENCHMARKS: dict[str, list[str]] = {
     "batch_inference": [],
     "patch_vae_vs_unet": ["--quick"],
     "uncertainty": [],
+    "sim_to_real": [],
 }
 TAKES_DEVICE = {"inference", "memory", "training", "batch_inference", "patch_vae_vs_unet", "uncertainty"}
-WRITES_JSON = {"active_contour", "inference", "memory", "training", "batch_inference", "uncertainty"}
+WRITES_JSON = {"active_contour", "inference", "memory", "training", "batch_inference", "uncertainty", "sim_to_real"}
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:

@@ -434,3 +434,34 @@ def test_uncertainty_benchmark_reports_what_its_cases_give(tmp_path, capsys):
             assert 0 <= metrics["ece"] <= 1 and 0 <= metrics["error_rate"] <= 1
     assert printed.rstrip().splitlines()[-1].startswith("targets (none): score Spearman ")
     assert [row["estimator"] for row in result["rows"]] == list(result["estimators"])
+
+
+@pytest.mark.slow
+def test_sim_to_real_benchmark_trains_on_synthetic_data_and_scores_real_and_unseen_cases(tmp_path, capsys):
+    """A tiny run: a 4-case synthetic pool, stage 1 for one epoch; every test set scored, the no-liver CTs
+    measured, and the printed table is the JSON's numbers."""
+    sim_to_real = _bench("sim_to_real")
+    out = tmp_path / "sim.json"
+    args = ["--variants", "synthetic", "--train-cases", "4", "--folds", "2", "--iterations", "1", "--test-cases", "1"]
+    assert sim_to_real.main([*args, "--out", str(tmp_path / "work"), "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    (result,) = json.loads(out.read_text())["results"]
+    assert result["liver_epochs"] == 1 and result["liver_iterations"] == 1
+    for name in ("real CT (3D-IRCADb-01 #17)", "unseen parametric phantoms", "unseen synthetic cases"):
+        assert 0.0 <= result[name]["liver_dice"] <= 1.0
+        assert f"| synthetic | {name} | {result[name]['liver_dice']:.3f} |" in printed
+    assert len(result["no_liver_ml"]) == 2 and all(v >= 0 for v in result["no_liver_ml"])
+    # The pool is kept and reused by a rerun (same cases, no regeneration).
+    assert (tmp_path / "work" / "synthetic" / "pool" / "datalist.json").is_file()
+
+
+def test_sim_to_real_table_shows_every_test_set_and_the_no_liver_volumes():
+    sim_to_real = _bench("sim_to_real")
+    row = {"liver_dice": 0.9312, "liver_volume_error": -0.0421, "tumour_dice": 0.5, "lesions_found": 2, "lesions": 2}
+    row["false_positive_lesions"] = 1
+    result = {"variant": "synthetic", "real": row, "phantoms": {"liver_dice": 0.95, "liver_volume_error": 0.01}}
+    result["no_liver_ml"] = [0.0, 3.5]
+    lines = sim_to_real.table([result], ["real", "phantoms"]).splitlines()
+    assert lines[2] == "| synthetic | real | 0.931 | -4.2 % | 0.500 | 2 / 2 | 1 |"
+    assert lines[3] == "| synthetic | phantoms | 0.950 | +1.0 % | - | - | - |"
+    assert "liver predicted 0 / 3.5 mL" in lines[4]

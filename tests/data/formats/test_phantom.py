@@ -32,3 +32,25 @@ def test_phantom_dataset_carries_severity_and_exact_labels(tmp_path):
             assert rows[case.case_id]["severity"] == ""
         else:
             assert float(rows[case.case_id]["severity"]) == pytest.approx(expected, abs=1e-6)
+
+
+def test_synthetic_preset_writes_ct_generated_from_real_label_maps(tmp_path):
+    from livervae.data.synthetic.label_maps import subjects_dir
+
+    if not (subjects_dir() / "s0004").is_dir():
+        pytest.skip("shared data folder with totalsegmentator_subjects not found (set LIVERVAE_DATA_DIR)")
+    options = SourceOptions(phantom_n=2, phantom_seed=4, phantom_preset="synthetic-pool")
+    summary = preprocess("phantom", None, tmp_path / "syn", options, n_folds=2)
+    assert sorted(summary["cases"]) == ["synthetic_0000", "synthetic_0001"]
+    for case in iter_cases(None, options):
+        stats, truth = summary["cases"][case.case_id], case.extra["truth"]
+        assert stats["liver_ml"] == pytest.approx(truth["liver_ml"], abs=0.01)
+        assert stats["tumor_ml"] == pytest.approx(truth["tumor_ml"], abs=0.01)
+        assert truth["spacing"][0] == 2.0 and case.clinical["TCIA_ID"] == case.case_id
+
+
+def test_unknown_preset_is_refused():
+    from livervae.errors import InputError
+
+    with pytest.raises(InputError, match="preset"):
+        list(iter_cases(None, SourceOptions(phantom_preset="huge")))

@@ -54,6 +54,10 @@ class SyntheticConfig:
         blurred_fraction: probability of a blurred lesion margin.
         noise_sd_hu: range of the noise level.
         vessels: paint intrahepatic vessel trees.
+        randomise_intensity: domain-randomised contrast, noise, bias and streaks (False: the ablation's fixed
+            portal-venous appearance).
+        tumour_model: "hu2023" (textured, rim, necrosis, capsule, blurred margins, mass effect) or "simple" (the
+            ablation's flat, sharp ellipsoids).
         data_dir: shared data folder (default: `livervae.paths.shared_data_dir()`).
     """
 
@@ -70,6 +74,8 @@ class SyntheticConfig:
     blurred_fraction: float = 0.5
     noise_sd_hu: tuple[float, float] = (5.0, 35.0)
     vessels: bool = True
+    randomise_intensity: bool = True
+    tumour_model: str = "hu2023"
     data_dir: Path | None = None
 
     def __post_init__(self) -> None:
@@ -85,6 +91,8 @@ class SyntheticConfig:
         for name, pair in pairs.items():
             if len(pair) != 2 or not 0 <= pair[0] <= pair[1]:
                 raise ValueError(f"SyntheticConfig.{name} must be an ordered non-negative pair, got {pair!r}")
+        if self.tumour_model not in ("hu2023", "simple"):
+            raise ValueError(f"SyntheticConfig.tumour_model must be 'hu2023' or 'simple', got {self.tumour_model!r}")
         if not self.subjects:
             raise ValueError("SyntheticConfig.subjects must name at least one subject")
         for name in ("cut_liver_fraction", "tumor_free_fraction", "blurred_fraction"):
@@ -272,9 +280,16 @@ def generate_synthetic_case(
         else int(rng.integers(config.lesion_count[0], config.lesion_count[1] + 1))
     )
     lesions, paints = synthesise_tumours(
-        rng, tissues, affine, count, config.lesion_diameter_mm, config.largest_lesion_mm, config.blurred_fraction
+        rng,
+        tissues,
+        affine,
+        count,
+        config.lesion_diameter_mm,
+        config.largest_lesion_mm,
+        config.blurred_fraction,
+        config.tumour_model,
     )
-    appearance: Appearance = draw_appearance(rng, acquisition, config.noise_sd_hu)
+    appearance: Appearance = draw_appearance(rng, acquisition, config.noise_sd_hu, config.randomise_intensity)
     image_array = render(rng, tissues, affine, appearance, paints)
 
     label_array = np.full(tissues.shape, BACKGROUND, dtype=np.uint8)

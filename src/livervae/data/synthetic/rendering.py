@@ -55,15 +55,27 @@ class Appearance:
 
 
 def draw_appearance(
-    rng: np.random.Generator, acquisition_mm: tuple[float, float, float], noise_sd_hu: tuple[float, float]
+    rng: np.random.Generator,
+    acquisition_mm: tuple[float, float, float],
+    noise_sd_hu: tuple[float, float],
+    randomise: bool = True,
 ) -> Appearance:
-    """Draw phase, tissue HU, liver state, noise, point-spread function, bias and streaks for one case."""
+    """Draw phase, tissue HU, liver state, noise, point-spread function, bias and streaks for one case.
+
+    With `randomise` False (the ablation without intensity randomisation) every case is portal-venous with
+    each tissue at the middle of its range, a normal liver, mid-range noise, no bias and no streaks; the draws
+    are made all the same so the rest of the case does not change.
+    """
     phase = str(rng.choice(PHASES))
     hu = np.zeros(TISSUE_COUNT, dtype=np.float32)
     for tissue, ranges in HU_RANGES.items():
         hu[tissue] = rng.uniform(*ranges[phase])
     state_draw = rng.random()
     liver_state = "fatty" if state_draw < 0.15 else "cirrhotic" if state_draw < 0.3 else "normal"
+    if not randomise:
+        phase, liver_state = "portal_venous", "normal"
+        for tissue, ranges in HU_RANGES.items():
+            hu[tissue] = sum(ranges[phase]) / 2.0
     if liver_state == "fatty":
         hu[Tissue.LIVER] -= rng.uniform(*FATTY_LIVER_HU_DROP)
     hu[Tissue.TUMOR] = hu[Tissue.LIVER]
@@ -71,14 +83,17 @@ def draw_appearance(
     kernel = rng.uniform(0.2, 0.7)
     psf = (0.5 * in_plane + kernel, 0.5 * in_plane + kernel, 0.42 * thickness + 0.2)
     streaks = int(rng.integers(2, 9)) if rng.random() < 0.35 else 0
+    noise_sd, grain, bias = float(rng.uniform(*noise_sd_hu)), float(rng.uniform(0.4, 1.2)), float(rng.uniform(0, 15))
+    if not randomise:
+        noise_sd, grain, bias, streaks = sum(noise_sd_hu) / 2.0, 0.8, 0.0, 0
     return Appearance(
         phase=phase,
         liver_state=liver_state,
         hu=hu,
-        noise_sd=float(rng.uniform(*noise_sd_hu)),
-        noise_grain_vox=float(rng.uniform(0.4, 1.2)),
+        noise_sd=noise_sd,
+        noise_grain_vox=grain,
         psf_sigma_mm=tuple(float(v) for v in psf),  # type: ignore[arg-type]
-        bias_hu=float(rng.uniform(0.0, 15.0)),
+        bias_hu=bias,
         streaks=streaks,
     )
 

@@ -97,8 +97,12 @@ def synthesise_tumours(
     diameter_mm: tuple[float, float],
     largest_mm: tuple[float, float],
     blurred_fraction: float,
+    model: str = "hu2023",
 ) -> tuple[list[SyntheticLesion], list[LesionPaint]]:
     """Place up to `count` lesions in the liver of `tissues` (modified in place: TUMOR voxels).
+
+    `model` "simple" is the ablation's plain lesion: hypo- or hyperdense, flat, sharp, smooth ellipsoid, no rim,
+    necrosis, capsule or mass effect (the draws are still made, so placement and sizes stay the same).
 
     Centres are drawn among liver voxels at least half a radius inside the liver and one radius from large
     vessels (portal, hepatic, vena cava); a lesion with no such place is skipped. Lesions may touch.
@@ -137,13 +141,18 @@ def synthesise_tumours(
         capsule_hu = float(rng.uniform(-25.0, 35.0))
         texture_hu = float(rng.uniform(3.0, 15.0))
         necrosis_hu = float(rng.uniform(-110.0, -60.0))
+        if model == "simple":
+            kind = "hyper" if body_hu > 0 else "hypo"
+            body_hu = body_hu if abs(body_hu) >= 20.0 else float(np.copysign(20.0, body_hu))
+            necrotic = capsule = blurred = False
+            margin_mm, roughness, texture_hu = 0.0, 0.0, 0.0
 
         reach = radii_mm.max() * 1.3 + 3.0 * margin_mm + 2.0
         half = np.ceil(reach / spacing).astype(int)
         lo = np.maximum(centre.astype(int) - half, 0)
         hi = np.minimum(centre.astype(int) + half + 1, tissues.shape)
         box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
-        if diameter > 8.0:
+        if diameter > 8.0 and model != "simple":
             _mass_effect(tissues, box, centre, radius / spacing)
         grid = np.stack(np.meshgrid(*(np.arange(a, b, dtype=np.float32) for a, b in zip(lo, hi)), indexing="ij"))
         offset_mm = (grid - centre[:, None, None, None]) * spacing[:, None, None, None]
