@@ -43,3 +43,12 @@ def test_render_gives_the_tissue_means_and_the_drawn_noise_level():
     flat = dataclasses.replace(appearance, noise_sd=0.0)
     quiet = render(np.random.default_rng(2), tissues, np.diag([2.0, 2.0, 2.0, 1.0]), flat, [])
     assert quiet[25:45, 25:45, 10:20].std() < core.std()
+
+
+def test_without_randomisation_every_case_looks_the_same():
+    first, second = (draw_appearance(np.random.default_rng(s), (0.8, 0.8, 2.5), (5.0, 35.0), False) for s in (0, 1))
+    assert first.phase == second.phase == "portal_venous" and first.liver_state == "normal"
+    assert np.array_equal(first.hu, second.hu) and first.noise_sd == second.noise_sd == 20.0
+    assert first.bias_hu == 0.0 and first.streaks == 0
+    low, high = HU_RANGES[Tissue.LIVER]["portal_venous"]
+    assert first.hu[Tissue.LIVER] == pytest.approx((low + high) / 2.0)

@@ -75,3 +75,18 @@ def test_a_single_lesion_is_one_component_of_its_recorded_size():
     # Volume-equivalent diameter of the label close to the nominal one (rough surface, voxelised).
     diameter = (6.0 * np.count_nonzero(tumour) * 8.0 / np.pi) ** (1.0 / 3.0)
     assert abs(diameter - lesion.diameter_mm) < 0.2 * lesion.diameter_mm
+
+
+def test_simple_tumour_model_gives_flat_sharp_lesions_at_the_same_places():
+    results = {}
+    for model in ("hu2023", "simple"):
+        tissues, affine = _liver_block(vessel=False)
+        rng = np.random.default_rng(11)
+        results[model] = synthesise_tumours(rng, tissues, affine, 3, (2.0, 120.0), (20.0, 40.0), 1.0, model)
+    for rich, plain in zip(results["hu2023"][0], results["simple"][0]):
+        assert plain.center_mm == rich.center_mm and plain.diameter_mm == rich.diameter_mm
+        assert plain.kind in ("hypo", "hyper") and not (plain.blurred or plain.necrotic or plain.capsule)
+        assert abs(plain.contrast_hu) >= 20.0
+    for paint in results["simple"][1]:
+        values = np.unique(paint.offset)
+        assert len(values) == 2 and 0.0 in values  # one flat contrast inside, nothing outside

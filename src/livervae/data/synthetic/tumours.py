@@ -141,17 +141,17 @@ def synthesise_tumours(
         capsule_hu = float(rng.uniform(-25.0, 35.0))
         texture_hu = float(rng.uniform(3.0, 15.0))
         necrosis_hu = float(rng.uniform(-110.0, -60.0))
-        if model == "simple":
-            kind = "hyper" if body_hu > 0 else "hypo"
-            body_hu = body_hu if abs(body_hu) >= 20.0 else float(np.copysign(20.0, body_hu))
-            necrotic = capsule = blurred = False
-            margin_mm, roughness, texture_hu = 0.0, 0.0, 0.0
-
         reach = radii_mm.max() * 1.3 + 3.0 * margin_mm + 2.0
         half = np.ceil(reach / spacing).astype(int)
         lo = np.maximum(centre.astype(int) - half, 0)
         hi = np.minimum(centre.astype(int) + half + 1, tissues.shape)
         box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+        if model == "simple":
+            # After the box: it sets how many numbers the noise fields draw, so placements stay those of hu2023.
+            kind = "hyper" if body_hu > 0 else "hypo"
+            body_hu = body_hu if abs(body_hu) >= 20.0 else float(np.copysign(20.0, body_hu))
+            necrotic = capsule = blurred = False
+            margin_mm, roughness, texture_hu = 0.0, 0.0, 0.0
         if diameter > 8.0 and model != "simple":
             _mass_effect(tissues, box, centre, radius / spacing)
         grid = np.stack(np.meshgrid(*(np.arange(a, b, dtype=np.float32) for a, b in zip(lo, hi)), indexing="ij"))
