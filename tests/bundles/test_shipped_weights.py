@@ -75,8 +75,9 @@ def test_shipped_weights_are_the_ones_their_metadata_describes(bundle):
     )
     assert all(recorded_metrics(metadata, label)["liver_dice_mean"] > 0 for label in (UNSEEN, REAL))
     assert all(entry["model_sha256"] == digest for entry in metadata["eval_data"].values())
-    # Nothing from 3D-IRCADb trained or chose the model: phantoms only.
-    assert training["data"].startswith("phantoms") and not any("ircad" in c for c in training["training_cases"])
+    # Nothing from 3D-IRCADb trained or chose the model: phantoms or synthetic CT only.
+    assert training["data"].startswith(("phantoms", "synthetic"))
+    assert not any("ircad" in c for c in training["training_cases"] + training["validation_cases"])
     assert training["best_epoch"] <= training["epochs"] == training["max_epochs"]
     assert re.fullmatch(r"[0-9a-f]{40}", training["commit"])
 
