@@ -2,13 +2,16 @@
 
 Cases (written to a temporary folder, deleted after):
 
-- calibration: `--calibration` phantoms of cohort seed 7 (never trained on, never tested on). The calibration of
+- `--generator`: synthetic CT from real label maps (`synthetic`, the default: the `synthetic-pool` preset the
+  shipped weights trained on) or the parametric phantom (`parametric`, what the weights before 0.5.0 trained on).
+- calibration: `--calibration` cases of cohort seed 7 (never trained on, never tested on). The calibration of
   both stages (per estimator) and the reference reconstruction loss come from these alone.
-- test, made hard on purpose: unseen phantoms of cohort seed 2026 as generated ("plain"), with extra white noise
+- test, made hard on purpose: unseen cases of cohort seed 2026 as generated ("plain"), with extra white noise
   ("noise", 45 HU SD), with the field of view cut below the liver dome ("cut_fov": the top 40 % of slices
-  removed), with a metal implant beside the liver and its streaks ("metal"), one of these three per phantom in
-  turn; each phantom again in a non-contrast phase ("phase": parenchyma 50-65 HU, vessels 0-10 HU above it); and
-  the real CT, 3D-IRCADb-01 patient 17 ("real"; never in training or calibration). `--quick`: small phantoms and
+  removed), with a metal implant beside the liver and its streaks ("metal"), one of these three per case in
+  turn; with the parametric phantom each case again in a non-contrast phase ("phase": parenchyma 50-65 HU,
+  vessels 0-10 HU above it; the synthetic generator draws the phase per case already); and the real CT,
+  3D-IRCADb-01 patient 17 ("real"; never in training or calibration). `--quick`: small parametric phantoms and
   no real CT (for tests).
 
 Estimators (all from the same network, on the input grid, calibrated per estimator):
@@ -33,7 +36,8 @@ and tumour Dice, tumour Dice 1 when neither has tumour), AUROC of each score for
 without `--uncertainty` on the real CT extended to `--timing-slices` slices. Targets (issue 15): score Spearman
 >= 0.7, flag AUROC >= 0.85, ECE <= 0.05 after calibration, CPU inference of 512 x 512 x 160 under 20 s.
 
-    python benchmarks/uncertainty.py [--calibration 2] [--phantoms 2] [--mc-samples 2] [--timing-slices 160]
+    python benchmarks/uncertainty.py [--generator synthetic] [--calibration 2] [--phantoms 2] [--mc-samples 2]
+        [--timing-slices 160]
         [--method temperature|platt] [--estimator none] [--quick] [--json out.json]
         [--record]   # write the estimator's calibration and reference into the tumour bundle's metadata
 """
@@ -126,18 +130,33 @@ def _add_metal(image: Any, label: Any, rng: np.random.Generator) -> Any:
     return Volume(array, image.affine.copy(), source=image.source)
 
 
+GENERATORS = ("synthetic", "parametric")
+
+
 def make_cases(
-    folder: Path, calibration: int, phantoms: int, quick: bool = False
+    folder: Path, calibration: int, phantoms: int, quick: bool = False, generator: str = "synthetic"
 ) -> tuple[list[BenchCase], list[BenchCase]]:
     """Write the calibration and test cases into `folder`; return both lists.
 
-    `quick` (for tests): small phantoms (coarse grid, 220 x 180 x 130 mm field of view) and no real CT.
+    `quick` (for tests): small parametric phantoms (coarse grid, 220 x 180 x 130 mm field of view) and no real CT.
     """
     from livervae.data.formats.ircadb import read_patient
-    from livervae.data.phantom import PhantomConfig, generate_case
+    from livervae.data.phantom import PhantomConfig
+    from livervae.data.phantom import generate_case as generate_parametric_case
+    from livervae.data.synthetic.generator import SyntheticConfig, generate_synthetic_case
     from livervae.io.nifti import save_nifti
     from livervae.io.volume import Volume
     from livervae.paths import real_case_dir
+
+    if generator not in GENERATORS:
+        raise ValueError(f"unknown generator {generator!r}; choose from {GENERATORS}")
+    synthetic = generator == "synthetic" and not quick
+
+    def generate_case(index: int, seed: int, config: Any) -> tuple[Any, Any, None]:
+        if synthetic:
+            image, label, _, _ = generate_synthetic_case(index, seed, SyntheticConfig.training_pool())
+            return image, label, None
+        return generate_parametric_case(index, seed, config)
 
     def add(cases: list[BenchCase], name: str, kind: str, image: Any, label: Any) -> None:
         path = save_nifti(image, folder / f"{name}.nii.gz")
@@ -162,8 +181,9 @@ def make_cases(
             add(test, f"cut_fov{index}", kind, *_crop_top(image, label, 0.4))
         else:
             add(test, f"metal{index}", kind, _add_metal(image, label, rng), label)
-        other, other_label, _ = generate_case(index, 2026, phase)
-        add(test, f"phase{index}", "phase", other, other_label)
+        if not synthetic:
+            other, other_label, _ = generate_case(index, 2026, phase)
+            add(test, f"phase{index}", "phase", other, other_label)
     for kind in ("noise", "cut_fov", "metal"):
         if not any(case.kind == kind for case in test):  # fewer phantoms than kinds: one of each on case 0
             image, label, _ = generate_case(0, 2026, base)
@@ -441,6 +461,7 @@ def format_report(result: dict[str, Any]) -> str:
     """The tables the benchmark prints."""
     lines = [
         f"machine: {result['machine']}",
+        f"cases: {result.get('generator', 'parametric')} generator",
         f"reference reconstruction loss (calibration median): " f"{result['reference_reconstruction_loss']:.4f}",
         "",
         f"calibration: {result.get('method', 'temperature')} (T, bias per stage)",
@@ -546,6 +567,9 @@ def _met(value: float | None, target: float) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--generator", choices=GENERATORS, default="synthetic", help="case generator (default synthetic)"
+    )
     parser.add_argument("--calibration", type=int, default=2, help="calibration phantoms (default 2)")
     parser.add_argument("--phantoms", type=int, default=2, help="unseen phantoms, each with hard variants (default 2)")
     parser.add_argument("--mc-samples", type=int, default=2, help="MC dropout passes; 0 skips it (default 2)")
@@ -583,7 +607,7 @@ def main(argv: list[str] | None = None) -> int:
     runner = Runner(args.mc_samples, args.device)
     timings = []
     with tempfile.TemporaryDirectory(prefix="livervae-bench-uncertainty-") as tmp:
-        calibrate, test = make_cases(Path(tmp), args.calibration, args.phantoms, args.quick)
+        calibrate, test = make_cases(Path(tmp), args.calibration, args.phantoms, args.quick, args.generator)
         kept = []
         for case in calibrate:
             result = runner.run(case)
@@ -604,6 +628,7 @@ def main(argv: list[str] | None = None) -> int:
         method=args.method,
         machine=describe(),
         mc_samples=args.mc_samples,
+        generator="parametric" if args.quick else args.generator,
         chosen=args.estimator,
         seconds_default_mean=float(np.mean(timings)),
     )
@@ -621,8 +646,8 @@ def main(argv: list[str] | None = None) -> int:
             chosen["liver_temperature"],
             chosen["tumor_temperature"],
             result["reference_reconstruction_loss"],
-            f"benchmarks/uncertainty.py --calibration {args.calibration} --method {args.method} (cohort seed 7 "
-            f"phantoms), estimator {result['chosen']}",
+            f"benchmarks/uncertainty.py --generator {args.generator} --calibration {args.calibration} --method "
+            f"{args.method} (cohort seed 7), estimator {result['chosen']}",
             ESTIMATOR_SETTINGS[result["chosen"]],
             liver_bias=chosen["liver_bias"],
             tumor_bias=chosen["tumor_bias"],

@@ -436,6 +436,23 @@ def test_uncertainty_benchmark_reports_what_its_cases_give(tmp_path, capsys):
     assert [row["estimator"] for row in result["rows"]] == list(result["estimators"])
 
 
+def test_uncertainty_benchmark_cases_come_from_the_synthetic_generator_the_weights_trained_on(tmp_path):
+    """The default generator: synthetic-pool cases of seeds 7 (calibration) and 2026 (test), each with one hard
+    variant and no separate phase variant (the generator draws the phase), then the real CT."""
+    from livervae.data.synthetic.generator import SyntheticConfig, generate_synthetic_case
+
+    uncertainty = _bench("uncertainty")
+    calibrate, test = uncertainty.make_cases(tmp_path, 1, 1)
+    assert [c.kind for c in calibrate] == ["calibration"]
+    assert [c.kind for c in test] == ["plain", "noise", "cut_fov", "metal", "real"]
+    _, expected, _, _ = generate_synthetic_case(0, 2026, SyntheticConfig.training_pool())
+    assert np.array_equal(test[0].label, expected.array)
+    assert np.array_equal(test[1].label, expected.array)  # noise leaves the reference alone
+    assert test[2].label.size < expected.array.size  # the field of view cut
+    with pytest.raises(ValueError, match="unknown generator"):
+        uncertainty.make_cases(tmp_path / "other", 1, 1, generator="bodyparts")
+
+
 @pytest.mark.slow
 def test_sim_to_real_benchmark_trains_on_synthetic_data_and_scores_real_and_unseen_cases(tmp_path, capsys):
     """A tiny run: a 4-case synthetic pool, stage 1 for one epoch; every test set scored, the no-liver CTs

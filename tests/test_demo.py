@@ -14,11 +14,11 @@ from livervae.paths import repo_root
 def test_demo_prepares_the_real_case_and_phantoms(tmp_path, real_case, capsys):
     timings = run_demo(tmp_path / "demo", n_phantoms=2, mode="prepare")
     printed = capsys.readouterr().out
-    assert "3dircadb1_17" in printed and "phantom_001" in printed
+    assert "3dircadb1_17" in printed and "synthetic_0001" in printed
     real = json.loads((tmp_path / "demo" / "real" / "summary.json").read_text())["cases"]["3dircadb1_17"]
     assert real["label_voxels"]["liver"] == 1_920_507 and real["lesion_count"] == 2
     overlays = sorted(p.name for p in (tmp_path / "demo" / "overlays").iterdir())
-    assert overlays == ["3dircadb1_17.png", "phantom_000.png", "phantom_001.png"]
+    assert overlays == ["3dircadb1_17.png", "synthetic_0000.png", "synthetic_0001.png"]
     assert timings["real_case_preprocess_s"] > 0
     assert not (tmp_path / "demo" / "real_prediction").exists()
 
@@ -29,7 +29,7 @@ def test_demo_with_the_shipped_weights_prints_the_recorded_real_ct_dice(tmp_path
     metadata = json.loads((repo_root() / "bundles" / TUMOR_BUNDLE / "configs" / "metadata.json").read_text())
     recorded = recorded_metrics(metadata, "real_ct_3dircadb1_17")
     assert f"liver Dice {recorded['liver_dice_mean']:.3f}, tumour Dice {recorded['tumor_dice_mean']:.3f}" in printed
-    assert f"model: {shipped_model()}" in printed and "unseen phantoms (shipped weights" in printed
+    assert f"model: {shipped_model()}" in printed and "unseen synthetic CT (shipped weights" in printed
     report = json.loads((tmp_path / "demo" / "real_prediction" / "metrics" / "summary.json").read_text())
     assert report["summary"]["liver_dice_mean"] == pytest.approx(recorded["liver_dice_mean"], abs=5e-5)
     assert (tmp_path / "demo" / "real_prediction" / "metrics" / "3dircadb1_17_vs_reference.png").is_file()
@@ -49,8 +49,8 @@ def test_demo_command_trains_briefly_end_to_end(tmp_path, real_case):
         [script, "demo", "--train", "--out", str(tmp_path / "demo")], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
-    assert "real case prepared in" in result.stdout and "8 phantoms" in result.stdout
-    assert "real CT (3D-IRCADb-01 patient 17" in result.stdout and "held-out phantoms (fold 0" in result.stdout
+    assert "real case prepared in" in result.stdout and "8 synthetic CTs" in result.stdout
+    assert "real CT (3D-IRCADb-01 patient 17" in result.stdout and "held-out synthetic CT (fold 0" in result.stdout
     trained = tmp_path / "demo" / "models" / "tumor" / "model.pt"
     assert f"model: {trained}" in result.stdout and trained.is_file()
     assert (tmp_path / "demo" / "real_prediction" / "3dircadb1_17_seg.png").is_file()

@@ -316,7 +316,7 @@ def format_quality(quality: dict[str, Any]) -> str:
     text = (
         f"quality {quality['score']:.2f} (expected Dice liver {quality['liver_expected_dice']:.2f}, tumour "
         f"{quality['tumor_expected_dice']:.2f}"
-        + (f"; reconstruction {ratio:.2f}x the training phantoms'" if ratio is not None else "")
+        + (f"; reconstruction {ratio:.2f}x the training data's" if ratio is not None else "")
         + ")"
     )
     if quality["needs_review"]:

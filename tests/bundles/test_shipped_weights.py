@@ -130,6 +130,22 @@ def test_shipped_liver_model_segments_the_real_ct_as_recorded(real_reference):
     assert _dice(pred >= LIVER, reference >= LIVER) == pytest.approx(recorded, abs=2e-3)
 
 
+@pytest.mark.parametrize("subject", [0, 1])
+def test_shipped_liver_model_finds_almost_no_liver_on_real_ct_without_one(subject):
+    """TotalSegmentator s0002 (neck) and s0003 show no liver; the shipped model predicted 8.3 and 10.7 mL.
+
+    The issue's target is under 5 mL (not met); 15 mL catches a regression such as the phantom-trained weights
+    (573 and 738 mL).
+    """
+    from livervae.data.synthetic.label_maps import no_liver_ct_paths
+
+    path = no_liver_ct_paths()[subject]
+    image = load_nifti(path)
+    pred = BundlePredictor(LIVER_BUNDLE, device="cpu").predict_volume(path, image).array
+    assert pred.shape == image.array.shape
+    assert np.count_nonzero(pred >= LIVER) * image.voxel_volume_ml < 15.0
+
+
 def test_make_infer_on_the_dicom_series_writes_a_seg_equal_to_the_nifti_prediction(
     real_case, tmp_path, two_stage_prediction
 ):

@@ -54,6 +54,42 @@ def test_probabilities_compose_and_tumor_stays_in_the_crop():
     assert int((label[0:5, 35:40, 35:40]).sum()) == 0
 
 
+def test_tumour_gate_removes_tumour_in_the_crop_but_away_from_the_liver():
+    x = _phantom()
+    x[..., 6:9, 16:20, 16:20] = 90.0  # tumour-like, not liver-like, inside the crop's margin: a heart or stomach
+    outputs = {}
+    for gate in (None, 0.0, 8.0):
+        net = TwoStageLiverTumorNet(**{**_two_stage_arguments(), "margin_mm": 8.0, "tumor_gate_mm": gate}).eval()
+        net.liver_net, net.tumor_net = BoxLogits(0.3, 0.85), BoxLogits(0.7, 0.95)
+        with torch.no_grad():
+            outputs[gate] = net(x).argmax(dim=1)[0]
+    for label in outputs.values():
+        assert bool((label[16:20, 16:20, 16:20] == 2).all())  # the tumour inside the liver always stays
+    assert bool((outputs[None][6:9, 16:20, 16:20] == 2).all())
+    assert int((outputs[0.0][0:9] == 2).sum()) == 0
+    assert bool((outputs[8.0][7:9, 16:20, 16:20] == 2).all())  # within 8 mm of the liver: kept
+
+
+def test_tumour_gate_grows_the_largest_liver_component_by_millimetres_per_axis():
+    net = TwoStageLiverTumorNet(**{**_two_stage_arguments(), "input_spacing": (1.0, 2.0, 4.0), "tumor_gate_mm": 4.0})
+    liver = torch.zeros(1, 20, 20, 20, dtype=torch.bool)
+    liver[0, 10, 10, 10] = True
+    liver[0, 0, 0, 0] = True  # a smaller (equal) component elsewhere must not open the gate twice
+    liver[0, 10, 10, 11] = True
+    gate = net.tumour_gate(liver)[0, 0]
+    assert gate.shape == (20, 20, 20)
+    assert tuple(int(v) for v in gate.nonzero().amin(0)) == (6, 8, 9)
+    assert tuple(int(v) for v in gate.nonzero().amax(0)) == (14, 12, 12)
+    assert float(gate[0, 0, 0]) == 0.0
+
+
+def test_tumour_gate_must_not_be_negative():
+    import pytest
+
+    with pytest.raises(ValueError, match="tumor_gate_mm"):
+        TwoStageLiverTumorNet(**{**_two_stage_arguments(), "tumor_gate_mm": -1.0})
+
+
 def test_no_liver_means_no_tumor_run(caplog):
     with caplog.at_level(logging.WARNING), torch.no_grad():
         out = _net(BoxLogits(2.0, 3.0), BoxLogits(0.0, 1.0))(_phantom())

@@ -12,8 +12,10 @@ tumour model's (fine) grid; the network
    training pads its crops), and
 5. pastes the tumour probability back and composes the three classes:
    P(tumour) = t, P(liver) = (1 - t) l, P(background) = (1 - t)(1 - l), with l and t the stage probabilities
-   (t = 0 outside the crop). Tumour is therefore never suppressed by an under-segmented liver; post-processing
-   keeps the largest liver-plus-tumour component, which removes tumour found outside the liver.
+   (t = 0 outside the crop). With `tumor_gate_mm` set, t is also 0 farther than that from the stage-1 liver
+   (tumour lies in the liver by definition; the crop's margin holds heart, stomach and kidney, where the tumour
+   model's false positives went). The gate's margin keeps a tumour that stage 1 left partly outside its mask;
+   post-processing then keeps the largest liver-plus-tumour component.
 
 Both stage networks are submodules, so one state dict (`liver_net.*`, `tumor_net.*`) holds all weights.
 
@@ -84,6 +86,8 @@ class TwoStageLiverTumorNet(nn.Module):
         liver_temperature: temperature of the liver probability, P = sigmoid(logit(p) / T) on the stage's mean
             probability p; 1 keeps the probabilities as trained.
         tumor_temperature: the same for the tumour stage.
+        tumor_gate_mm: tumour probability is set to 0 farther than this (mm, per axis) from the largest component
+            of the stage-1 liver mask; None leaves it as the tumour model gives it inside the crop.
     """
 
     def __init__(
@@ -105,6 +109,7 @@ class TwoStageLiverTumorNet(nn.Module):
         mc_samples: int = 1,
         liver_temperature: float = 1.0,
         tumor_temperature: float = 1.0,
+        tumor_gate_mm: float | None = None,
     ) -> None:
         super().__init__()
         # Weights saved before the "tumor" spelling hold `tumour_net.*`; MONAI's CheckpointLoader loads them too.
@@ -136,6 +141,9 @@ class TwoStageLiverTumorNet(nn.Module):
             raise ValueError("temperatures must be positive")
         self.liver_temperature = float(liver_temperature)
         self.tumor_temperature = float(tumor_temperature)
+        if tumor_gate_mm is not None and tumor_gate_mm < 0:
+            raise ValueError(f"tumor_gate_mm must be at least 0, got {tumor_gate_mm}")
+        self.tumor_gate_mm = None if tumor_gate_mm is None else float(tumor_gate_mm)
         self.train(self.training)  # the stages segment from the start, even before anyone sets a mode
 
     def train(self, mode: bool = True) -> "TwoStageLiverTumorNet":
@@ -229,6 +237,17 @@ class TwoStageLiverTumorNet(nn.Module):
         start, end = liver_crop_box(get_largest_connected_component_mask(liver), self.input_spacing, self.margin_mm)
         return tuple(slice(int(a), int(b)) for a, b in zip(start, end))
 
+    def tumour_gate(self, liver: torch.Tensor) -> torch.Tensor:
+        """Where tumour may be: the largest component of a (1, *spatial) liver mask grown by `tumor_gate_mm`.
+
+        The growth is a box (max-pool) of the margin's voxel count per axis, so anisotropic grids keep the margin
+        in millimetres. Returns a (1, 1, *spatial) float mask.
+        """
+        core = get_largest_connected_component_mask(liver).float()[None]
+        radius = [int(np.floor(self.tumor_gate_mm / s)) for s in self.input_spacing]
+        kernel = [2 * r + 1 for r in radius]
+        return nn.functional.max_pool3d(core, kernel_size=kernel, stride=1, padding=radius)
+
     def stage_probabilities(self, image: torch.Tensor) -> "StageProbabilities":
         """Both stages' probabilities on the input grid of one (1, 1, *spatial) HU image, with every pass."""
         liver_passes = self.liver_samples(image)
@@ -245,6 +264,10 @@ class TwoStageLiverTumorNet(nn.Module):
             tumour_passes = torch.zeros((passes.shape[0], *liver.shape[1:]), dtype=liver.dtype, device=liver.device)
             tumour_passes[region] = passes
             tumour[region] = temper(passes.mean(0, keepdim=True), self.tumor_temperature)
+            if self.tumor_gate_mm is not None:
+                gate = self.tumour_gate(liver[0] > 0.5)
+                tumour *= gate
+                tumour_passes *= gate
         return StageProbabilities(liver, tumour, liver_passes, tumour_passes, box)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
