@@ -138,7 +138,8 @@ def make_cases(
 ) -> tuple[list[BenchCase], list[BenchCase]]:
     """Write the calibration and test cases into `folder`; return both lists.
 
-    `quick` (for tests): small parametric phantoms (coarse grid, 220 x 180 x 130 mm field of view) and no real CT.
+    `quick` (for tests): no real CT and, with the parametric generator, small phantoms (coarse grid, 220 x 180 x
+    130 mm field of view).
     """
     from livervae.data.formats.ircadb import read_patient
     from livervae.data.phantom import PhantomConfig
@@ -150,7 +151,7 @@ def make_cases(
 
     if generator not in GENERATORS:
         raise ValueError(f"unknown generator {generator!r}; choose from {GENERATORS}")
-    synthetic = generator == "synthetic" and not quick
+    synthetic = generator == "synthetic"
 
     def generate_case(index: int, seed: int, config: Any) -> tuple[Any, Any, None]:
         if synthetic:
@@ -604,10 +605,11 @@ def main(argv: list[str] | None = None) -> int:
     from livervae.bundle import silence_harmless_monai_warnings
 
     silence_harmless_monai_warnings()
+    generator = "parametric" if args.quick else args.generator  # the quick smoke run uses small phantoms
     runner = Runner(args.mc_samples, args.device)
     timings = []
     with tempfile.TemporaryDirectory(prefix="livervae-bench-uncertainty-") as tmp:
-        calibrate, test = make_cases(Path(tmp), args.calibration, args.phantoms, args.quick, args.generator)
+        calibrate, test = make_cases(Path(tmp), args.calibration, args.phantoms, args.quick, generator)
         kept = []
         for case in calibrate:
             result = runner.run(case)
@@ -628,7 +630,7 @@ def main(argv: list[str] | None = None) -> int:
         method=args.method,
         machine=describe(),
         mc_samples=args.mc_samples,
-        generator="parametric" if args.quick else args.generator,
+        generator=generator,
         chosen=args.estimator,
         seconds_default_mean=float(np.mean(timings)),
     )

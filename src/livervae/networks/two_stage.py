@@ -230,23 +230,22 @@ class TwoStageLiverTumorNet(nn.Module):
         window_[(0, 0, *dst)] = coarse[(0, *src)]
         return float(self.liver_net.reconstruction_loss(window_)[0])
 
-    def liver_box(self, liver: torch.Tensor) -> tuple[slice, ...] | None:
-        """Crop (with margin) around the largest component of a (1, *spatial) liver mask, or None if empty."""
-        if not bool(liver.any()):
+    def liver_box(self, core: torch.Tensor) -> tuple[slice, ...] | None:
+        """Crop (with margin) around the liver's largest component, a (1, *spatial) mask; None if it is empty."""
+        if not bool(core.any()):
             return None
-        start, end = liver_crop_box(get_largest_connected_component_mask(liver), self.input_spacing, self.margin_mm)
+        start, end = liver_crop_box(core, self.input_spacing, self.margin_mm)
         return tuple(slice(int(a), int(b)) for a, b in zip(start, end))
 
-    def tumour_gate(self, liver: torch.Tensor) -> torch.Tensor:
-        """Where tumour may be: the largest component of a (1, *spatial) liver mask grown by `tumor_gate_mm`.
+    def tumour_gate(self, core: torch.Tensor) -> torch.Tensor:
+        """Where tumour may be: the liver's largest component, a (1, *spatial) mask, grown by `tumor_gate_mm`.
 
         The growth is a box (max-pool) of the margin's voxel count per axis, so anisotropic grids keep the margin
         in millimetres. Returns a (1, 1, *spatial) float mask.
         """
-        core = get_largest_connected_component_mask(liver).float()[None]
         radius = [int(np.floor(self.tumor_gate_mm / s)) for s in self.input_spacing]
         kernel = [2 * r + 1 for r in radius]
-        return nn.functional.max_pool3d(core, kernel_size=kernel, stride=1, padding=radius)
+        return nn.functional.max_pool3d(core.float()[None], kernel_size=kernel, stride=1, padding=radius)
 
     def stage_probabilities(self, image: torch.Tensor) -> "StageProbabilities":
         """Both stages' probabilities on the input grid of one (1, 1, *spatial) HU image, with every pass."""
@@ -254,7 +253,9 @@ class TwoStageLiverTumorNet(nn.Module):
         liver = temper(liver_passes.mean(0, keepdim=True), self.liver_temperature)
         tumour = torch.zeros_like(liver)
         tumour_passes = torch.zeros_like(liver)
-        box = self.liver_box(liver[0] > 0.5)
+        # One connected-component pass serves both the crop and the gate.
+        core = get_largest_connected_component_mask(liver[0] > 0.5)
+        box = self.liver_box(core)
         if box is None:
             logger.warning("stage 1 found no liver; the tumour model was not run")
         else:
@@ -265,7 +266,7 @@ class TwoStageLiverTumorNet(nn.Module):
             tumour_passes[region] = passes
             tumour[region] = temper(passes.mean(0, keepdim=True), self.tumor_temperature)
             if self.tumor_gate_mm is not None:
-                gate = self.tumour_gate(liver[0] > 0.5)
+                gate = self.tumour_gate(core)
                 tumour *= gate
                 tumour_passes *= gate
         return StageProbabilities(liver, tumour, liver_passes, tumour_passes, box)
