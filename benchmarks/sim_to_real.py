@@ -5,7 +5,9 @@ For each training-data variant (`--variants`), with the same budget for each:
 - parametric: today's parametric phantom (`livervae.data.phantom`, default preset);
 - synthetic: CT generated from real label maps (`livervae.data.synthetic`, training-pool preset);
 - synthetic_fixed_intensity: the same without intensity randomisation (one portal-venous appearance);
-- synthetic_simple_tumours: the same with flat, sharp ellipsoid lesions instead of the Hu et al. tumour model.
+- synthetic_simple_tumours: the same with flat, sharp ellipsoid lesions instead of the Hu et al. tumour model;
+- synthetic_mix: `synthetic` plus the BodyParts3D organs on half the cases and 8 % no-liver cases (the
+  `synthetic-train` preset, the shipped liver model's training data).
 
 (The parametric row is the ablation of the real anatomy.) Each variant gets a pool of `--train-cases` cases
 (cohort seed 11; one fold of `--folds` held out for validation), stage 1 (liver_ct_segmentation, CPU preset,
@@ -43,7 +45,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling scripts, not a package
 from machine import describe  # noqa: E402
 
-VARIANTS = ("parametric", "synthetic", "synthetic_fixed_intensity", "synthetic_simple_tumours")
+VARIANTS = ("parametric", "synthetic", "synthetic_fixed_intensity", "synthetic_simple_tumours", "synthetic_mix")
 TRAIN_SEED, TEST_SEED = 11, 2026
 BATCH = 2  # the CPU preset's batch size: iterations per epoch = training cases / 2
 
@@ -59,6 +61,8 @@ def _cohort(variant: str, n: int, seed: int) -> Iterator[Any]:
         config = dataclasses.replace(config, randomise_intensity=False)
     elif variant == "synthetic_simple_tumours":
         config = dataclasses.replace(config, tumour_model="simple")
+    elif variant == "synthetic_mix":
+        config = SyntheticConfig.training_mix()
     elif variant != "synthetic":
         raise SystemExit(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
     return generate_synthetic_cohort(n, seed, config)

@@ -14,7 +14,7 @@ from livervae.bundle_names import PATCH_VAE_BUNDLE, TUMOR_BUNDLE
 from livervae.errors import InputError, livervae_cause
 
 # `livervae.data.formats.phantom.PRESETS`, named here so the parser imports no generator.
-PHANTOM_PRESETS = ("default", "small", "synthetic", "synthetic-pool")
+PHANTOM_PRESETS = ("default", "small", "synthetic", "synthetic-pool", "synthetic-train")
 
 logger = logging.getLogger("livervae")
 
@@ -101,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=PHANTOM_PRESETS,
         default="default",
         help="parametric phantom on a default (~1.5 mm) or small (~3 mm) grid, or synthetic CT from real label maps "
-        "(synthetic: 1.5 mm; synthetic-pool: 2 mm, 2.5 mm slices, for training pools)",
+        "(synthetic: 1.5 mm; synthetic-pool: 2 mm, 2.5 mm slices; synthetic-train: synthetic-pool with half the "
+        "livers from the BodyParts3D meshes and 8 %% no-liver cases, for training the liver model)",
     )
     phantom.add_argument(
         "--blurred-fraction",

@@ -69,3 +69,32 @@ def test_label_is_written_on_the_image_affine(tmp_path, labelled_ct):
     assert np.array_equal(
         nib.load(str(tmp_path / "labels" / "c.nii.gz")).affine, nib.load(str(tmp_path / "images" / "c.nii.gz")).affine
     )
+
+
+def test_negative_cases_keep_their_empty_label_and_are_marked(tmp_path, labelled_ct):
+    from livervae.data.datalist import load_fold
+
+    image, label = labelled_ct
+    empty = Volume(np.zeros_like(label.array), image.affine, "empty_label.nii.gz")
+    writer = DatasetWriter(tmp_path / "ds", "negatives", "test")
+    # A case with no liver is a mistake unless it is marked negative.
+    with pytest.raises(InputError, match="empty_label.nii.gz: empty liver"):
+        writer.add(Case("p0", "p0", image, empty))
+    with pytest.raises(InputError, match="marked negative .* has liver"):
+        writer.add(Case("p9", "p9", image, label, negative=True))
+    with pytest.raises(InputError, match="needs its \\(empty\\) label"):
+        writer.add(Case("p8", "p8", image, negative=True))
+    for k in range(4):
+        writer.add(Case(f"p{k}", f"p{k}", image, label))
+    writer.add(Case("neg", "neg", image, empty, negative=True))
+    writer.finish(n_folds=2, seed=0)
+    datalist = json.loads((tmp_path / "ds" / "datalist.json").read_text())
+    entry = next(e for e in datalist["training"] if e["case_id"] == "neg")
+    assert entry["negative"] is True and not any(e.get("negative") for e in datalist["training"] if e is not entry)
+    assert not nib.load(tmp_path / "ds" / entry["label"]).get_fdata().any()
+    # Liver training sees the negative; validation, evaluation and the tumour stage (negatives=False) do not.
+    fold = 1 - entry["fold"]
+    assert "neg" in {e["case_id"] for e in load_fold(tmp_path / "ds", fold, "train")}
+    assert "neg" not in {e["case_id"] for e in load_fold(tmp_path / "ds", fold, "train", negatives=False)}
+    assert "neg" not in {e["case_id"] for e in load_fold(tmp_path / "ds", entry["fold"], "val")}
+    assert "neg" not in {e["case_id"] for e in load_fold(tmp_path / "ds", split="all")}

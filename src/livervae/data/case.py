@@ -29,6 +29,8 @@ class Case:
         label: 0 background, 1 liver, 2 tumour on the image grid, or None for unlabelled cases.
         clinical: the patient's row of a clinical sheet (column name to raw value), if any.
         extra: adapter-specific facts worth keeping in the summary (e.g. the source series UID).
+        negative: a labelled case known to show no liver (e.g. a generated chest or pelvis field of view): its
+            empty label is the truth, not a mistake, and liver training learns from it to find none.
     """
 
     case_id: str
@@ -37,3 +39,4 @@ class Case:
     label: Volume | None = None
     clinical: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    negative: bool = False

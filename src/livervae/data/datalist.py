@@ -17,13 +17,18 @@ logger = logging.getLogger(__name__)
 SPLITS = ("train", "val", "all", "test")
 
 
-def load_fold(dataset_dir: str | os.PathLike[str], fold: int = 0, split: str = "train") -> list[dict[str, Any]]:
+def load_fold(
+    dataset_dir: str | os.PathLike[str], fold: int = 0, split: str = "train", negatives: bool | None = None
+) -> list[dict[str, Any]]:
     """Return the entries of `split` for cross-validation fold `fold`, with absolute file paths.
 
     Args:
         dataset_dir: a folder written by `livervae preprocess` (holds datalist.json).
         fold: the held-out fold; "train" is every other fold, "val" is this one.
         split: "train", "val", "all" (every labelled case) or "test" (the unlabelled cases).
+        negatives: keep the negative cases (labelled, no liver in view: `"negative": true`). Default: in "train"
+            only, where the liver model learns to find no liver; Dice is undefined on them, so validation and
+            evaluation leave them out, and the tumour stage (which crops the liver) passes False.
 
     Raises:
         InputError: missing datalist, an unknown split, a fold that does not exist, or entries whose files
@@ -51,6 +56,8 @@ def load_fold(dataset_dir: str | os.PathLike[str], fold: int = 0, split: str = "
             entries = others or entries
         elif split == "val":
             entries = [e for e in entries if int(e["fold"]) == fold]
+    if not (split == "train" if negatives is None else negatives):
+        entries = [e for e in entries if not e.get("negative", False)]
     for entry in entries:
         for key in ("image", "label"):
             if key in entry and not Path(entry[key]).is_file():

@@ -60,7 +60,13 @@ class DatasetWriter:
         if case.case_id in self.summaries:
             raise InputError(case.image.source, f"case id {case.case_id} occurs twice in the dataset")
         check_ct_image(case.image)
-        label = check_label_map(case.label, case.image) if case.label is not None else None
+        if case.negative and case.label is None:
+            raise InputError(case.image.source, "a negative (no-liver) case needs its (empty) label map")
+        label = None
+        if case.label is not None:
+            label = check_label_map(case.label, case.image, require_liver=not case.negative)
+        if case.negative and np.any(label):
+            raise InputError(case.label.source, "a case marked negative (no liver) has liver or tumour voxels")
         image_rel = f"images/{case.case_id}.nii.gz"
         save_nifti(case.image, self.root / image_rel)
         entry: dict[str, Any] = {"image": image_rel, "case_id": case.case_id, "patient_id": case.patient_id}
@@ -69,6 +75,8 @@ class DatasetWriter:
             # The label takes the image's affine: validation allowed float noise, the output has none.
             save_nifti(Volume(label, case.image.affine), self.root / label_rel, dtype=np.uint8)
             entry["label"] = label_rel
+        if case.negative:
+            entry["negative"] = True
         summary = summarise_case(case.image, label)
         summary.update({"patient_id": case.patient_id, "source": case.image.source})
         summary.update({k: v for k, v in case.extra.items() if isinstance(v, (str, int, float, bool))})

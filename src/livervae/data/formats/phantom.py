@@ -1,7 +1,8 @@
 """`phantom`: a synthetic abdominal-CT cohort with exact labels and a clinical sheet (no source needed).
 
-Presets `default` and `small` are the parametric phantom (`livervae.data.phantom`); `synthetic` and
-`synthetic-pool` the generator built on real label maps (`livervae.data.synthetic`, reads the shared data folder).
+Presets `default` and `small` are the parametric phantom (`livervae.data.phantom`); `synthetic`, `synthetic-pool`
+and `synthetic-train` the generator built on real label maps (`livervae.data.synthetic`, reads the shared data
+folder); `synthetic-train` adds the BodyParts3D organs and negative (no-liver) cases.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ PRESETS = {
     "small": PhantomConfig.small,
     "synthetic": SyntheticConfig,
     "synthetic-pool": SyntheticConfig.training_pool,
+    "synthetic-train": SyntheticConfig.training_mix,
 }
 
 

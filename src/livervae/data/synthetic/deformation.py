@@ -78,7 +78,7 @@ def _liver_centres(subject: AnatomySubject) -> tuple[np.ndarray, np.ndarray, flo
     return centre, left.mean(axis=0), radius
 
 
-def _smooth_displacement(rng: np.random.Generator, shape: tuple[int, ...], spacing: np.ndarray, sd_mm: float):
+def smooth_displacement(rng: np.random.Generator, shape: tuple[int, ...], spacing: np.ndarray, sd_mm: float):
     """A smooth random displacement field (3, *shape) in mm: control points about 50 mm apart, interpolated
     linearly (cubic costs 5x the time for no visible difference at this spacing)."""
     coarse = np.maximum(2, np.ceil(np.array(shape) * spacing / 50.0).astype(int) + 1)
@@ -118,7 +118,7 @@ def pull_back(
     )
     src += centre_src.astype(np.float32)[:, None, None, None]
     spacing = np.linalg.norm(out_affine[:3, :3], axis=0)
-    src += _smooth_displacement(rng, out_shape, spacing, pose.elastic_mm)
+    src += smooth_displacement(rng, out_shape, spacing, pose.elastic_mm)
     liver_centre, left_centre, radius = _liver_centres(subject)
     src += _local_scaling(src, liver_centre, radius * 2.0, pose.liver_scale)
     src += _local_scaling(src, left_centre, radius * 0.5, pose.left_lobe_scale)

@@ -2,11 +2,14 @@
 
 Case k of cohort `seed` draws everything from `np.random.default_rng(np.random.SeedSequence([seed, k, TAG]))`
 in this order: anatomy subject, acquisition (spacing), pose and deformation, field of view, body size (fat),
-bowel and stomach content, table, vessels, tumours, appearance, rendering. Its clinical row uses its own
-stream, so the row never changes the image; a case is the same whatever the cohort size.
+bowel and stomach content, table, vessels, tumours, appearance, rendering. Whether the case shows no liver and
+whether its liver, stomach and kidneys come from the BodyParts3D meshes (and how they are placed and deformed) are
+drawn from a second stream, so with both fractions at 0 a case is exactly what it was before those options existed.
+Its clinical row uses a third stream, so the row never changes the image; a case is the same whatever the cohort
+size.
 
-Sources: TotalSegmentator label maps (`label_maps`, CC BY 4.0), with what they lack modelled here; see
-`docs/data.md` for the attribution.
+Sources: TotalSegmentator label maps (`label_maps`, CC BY 4.0) and BodyParts3D organ surfaces (`meshes`, CC BY-SA
+2.1 JP), with what they lack modelled here; see `docs/data.md` for the attribution.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from livervae.data.case import Case
 from livervae.data.phantom import PhantomLesion, PhantomTruth, clinical_row
 from livervae.data.synthetic.deformation import Pose, draw_pose, forward_box, pull_back
 from livervae.data.synthetic.label_maps import ANATOMY_SUBJECTS, AnatomySubject, load_subject
+from livervae.data.synthetic.meshes import draw_mesh_placement, load_mesh_anatomy, place_mesh_organs
 from livervae.data.synthetic.rendering import Appearance, draw_appearance, render
 from livervae.data.synthetic.tissues import LIVER_TISSUES, Tissue
 from livervae.data.synthetic.tumours import SyntheticLesion, synthesise_tumours
@@ -32,6 +36,7 @@ from livervae.labels import BACKGROUND, LIVER, TUMOR
 # Stream tags keep this generator's draws apart from the parametric phantom's for the same (seed, index).
 _TAG = 0x5E17
 _CLINICAL_TAG = 0x5E18
+_ANATOMY_TAG = 0x5E19
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,10 @@ class SyntheticConfig:
             portal-venous appearance).
         tumour_model: "hu2023" (textured, rim, necrosis, capsule, blurred margins, mass effect) or "simple" (the
             ablation's flat, sharp ellipsoids).
+        mesh_organ_fraction: probability that a case's liver, stomach and kidneys are the BodyParts3D organs,
+            placed and deformed at random (`livervae.data.synthetic.meshes`), instead of the subject's own.
+        no_liver_fraction: probability of a negative case: a field of view of the chest or the pelvis with no
+            liver in it (empty liver label), so a model learns to find none.
         data_dir: shared data folder (default: `livervae.paths.shared_data_dir()`).
     """
 
@@ -76,6 +85,8 @@ class SyntheticConfig:
     vessels: bool = True
     randomise_intensity: bool = True
     tumour_model: str = "hu2023"
+    mesh_organ_fraction: float = 0.0
+    no_liver_fraction: float = 0.0
     data_dir: Path | None = None
 
     def __post_init__(self) -> None:
@@ -95,14 +106,27 @@ class SyntheticConfig:
             raise ValueError(f"SyntheticConfig.tumour_model must be 'hu2023' or 'simple', got {self.tumour_model!r}")
         if not self.subjects:
             raise ValueError("SyntheticConfig.subjects must name at least one subject")
-        for name in ("cut_liver_fraction", "tumor_free_fraction", "blurred_fraction"):
+        for name in (
+            "cut_liver_fraction",
+            "tumor_free_fraction",
+            "blurred_fraction",
+            "mesh_organ_fraction",
+            "no_liver_fraction",
+        ):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"SyntheticConfig.{name} must lie in [0, 1], got {getattr(self, name)!r}")
 
     @classmethod
     def training_pool(cls) -> "SyntheticConfig":
-        """Coarser grids (2 mm, 2.5 mm slices) for a training pool on the CPU; the models see 3-4 mm anyway."""
+        """Coarser grids (2 mm, 2.5 mm slices) for pools on the CPU (the models see 3-4 mm anyway), label-map
+        anatomy only: the unseen synthetic test sets, and the pool the 0.5.0 tumour weights were trained on."""
         return cls(min_spacing_mm=(2.0, 2.0, 2.5))
+
+    @classmethod
+    def training_mix(cls) -> "SyntheticConfig":
+        """`training_pool` with half the livers (and their stomach and kidneys) from the BodyParts3D meshes and 8 %
+        negative (no-liver) cases: the liver model's training data."""
+        return cls(min_spacing_mm=(2.0, 2.0, 2.5), mesh_organ_fraction=0.5, no_liver_fraction=0.08)
 
 
 @dataclass(frozen=True)
@@ -122,6 +146,8 @@ class SyntheticTruth:
     tumor_ml: float
     liver_cut: bool
     noise_sd: float
+    anatomy: str
+    no_liver: bool
     vessel_voxels: int
     lesions: tuple[SyntheticLesion, ...] = field(default_factory=tuple)
 
@@ -137,12 +163,38 @@ def _world_extent(subject: AnatomySubject, mask: np.ndarray) -> tuple[np.ndarray
     return world.min(axis=0), world.max(axis=0)
 
 
+def _negative_range(subject: AnatomySubject, rng: np.random.Generator) -> tuple[float, float]:
+    """z range (world mm) of a no-liver field of view: 120-250 mm of chest above the dome or of abdomen and pelvis
+    below the tip, whichever this subject has room for (both: drawn)."""
+    body_lo, body_hi = _world_extent(subject, subject.tissues != Tissue.AIR)
+    liver_lo, liver_hi = _world_extent(subject, subject.tissues == Tissue.LIVER)
+    clearance = 25.0  # the pose's deformation moves anatomy by a few mm: stay clear of the liver
+    options = []
+    if subject.liver_in_view and body_hi[2] - (liver_hi[2] + clearance) >= 121.0:
+        options.append((liver_hi[2] + clearance, body_hi[2] - 1.0))
+    if liver_lo[2] - clearance - body_lo[2] >= 121.0:
+        options.append((body_lo[2] + 1.0, liver_lo[2] - clearance))
+    if not options:
+        raise ValueError(f"subject {subject.name} has no 120 mm of body clear of the liver for a negative case")
+    low, high = options[int(rng.integers(len(options)))]
+    height = rng.uniform(120.0, min(250.0, high - low))
+    bottom = rng.uniform(low, high - height)
+    return bottom, bottom + height
+
+
 def _field_of_view(
-    rng: np.random.Generator, subject: AnatomySubject, cut_fraction: float
+    rng: np.random.Generator, subject: AnatomySubject, cut_fraction: float, negative: bool = False
 ) -> tuple[np.ndarray, np.ndarray, bool]:
     """Source-space box (world mm): the body in-plane with a margin; from above the liver dome down to somewhere
-    between the liver's tip and the pelvis; on some cases the dome or the tip out of view."""
+    between the liver's tip and the pelvis; on some cases the dome or the tip out of view; on a negative case
+    chest or pelvis without the liver."""
     body_lo, body_hi = _world_extent(subject, subject.tissues != Tissue.AIR)
+    if negative:
+        bottom, top = _negative_range(subject, rng)
+        margin = rng.uniform(30.0, 90.0)
+        lo = np.array([body_lo[0] - margin, body_lo[1] - margin, bottom])
+        hi = np.array([body_hi[0] + margin, body_hi[1] + margin, top])
+        return lo, hi, True
     liver_lo, liver_hi = _world_extent(subject, subject.tissues == Tissue.LIVER)
     height = liver_hi[2] - liver_lo[2]
     top = liver_hi[2] + rng.uniform(10.0, 90.0)
@@ -249,12 +301,15 @@ def generate_synthetic_case(
             raise ValueError(f"synthetic case {name} must be a non-negative integer, got {value!r}")
     index, seed = int(index), int(seed)
     rng = np.random.default_rng(np.random.SeedSequence([seed, index, _TAG]))
+    anatomy_rng = np.random.default_rng(np.random.SeedSequence([seed, index, _ANATOMY_TAG]))
     subject = load_subject(config.subjects[int(rng.integers(len(config.subjects)))], config.data_dir)
+    negative = bool(anatomy_rng.random() < config.no_liver_fraction)
+    use_meshes = bool(anatomy_rng.random() < config.mesh_organ_fraction) and not negative
     in_plane = float(rng.uniform(*config.inplane_spacing_mm))
     acquisition = (in_plane, in_plane, float(rng.uniform(*config.slice_thickness_mm)))
     spacing = np.maximum(np.asarray(acquisition), np.asarray(config.min_spacing_mm))
     pose: Pose = draw_pose(rng, subject, config.liver_ml)
-    src_lo, src_hi, liver_cut = _field_of_view(rng, subject, config.cut_liver_fraction)
+    src_lo, src_hi, liver_cut = _field_of_view(rng, subject, config.cut_liver_fraction, negative)
     centre_src = (src_lo + src_hi) / 2.0
     out_lo, out_hi = forward_box(pose, src_lo, src_hi, centre_src, centre_src)
     # Keep the drawn z range (the rotation's tilt would add slices outside the intended field of view).
@@ -268,7 +323,15 @@ def generate_synthetic_case(
     tissues = ndimage.map_coordinates(subject.tissues, coords, order=0, mode="constant", cval=int(Tissue.AIR))
     # Beyond the subject's grid nothing is known: air there (its body may end flat at the grid's edge).
     outside = ndimage.map_coordinates(subject.outside_mm.astype(np.float32), coords, order=1, cval=1e4)
-    del coords
+    if use_meshes:
+        mesh = load_mesh_anatomy(config.data_dir)
+        world = np.einsum("ab,b...->a...", subject.affine[:3, :3].astype(np.float32), coords)
+        world += subject.affine[:3, 3].astype(np.float32)[:, None, None, None]
+        del coords
+        place_mesh_organs(anatomy_rng, tissues, world, spacing, mesh, draw_mesh_placement(anatomy_rng, subject, mesh))
+        del world
+    else:
+        del coords
     _body_and_fat(rng, tissues, outside, spacing)
     del outside
     _bowel_content(rng, tissues, affine)
@@ -276,7 +339,7 @@ def generate_synthetic_case(
     vessel_voxels = paint_liver_vessels(rng, tissues, affine) if config.vessels else 0
     count = (
         0
-        if rng.random() < config.tumor_free_fraction
+        if rng.random() < config.tumor_free_fraction or negative
         else int(rng.integers(config.lesion_count[0], config.lesion_count[1] + 1))
     )
     lesions, paints = synthesise_tumours(
@@ -313,6 +376,8 @@ def generate_synthetic_case(
         liver_ml=round(float(np.count_nonzero(label_array >= LIVER)) * voxel_ml, 3),
         tumor_ml=round(float(np.count_nonzero(label_array == TUMOR)) * voxel_ml, 3),
         liver_cut=liver_cut,
+        anatomy=f"{subject.name}+bodyparts3d" if use_meshes else subject.name,
+        no_liver=negative,
         noise_sd=round(appearance.noise_sd, 3),
         vessel_voxels=vessel_voxels,
         lesions=tuple(lesions),
@@ -363,4 +428,5 @@ def generate_synthetic_cohort(n: int, seed: int, config: SyntheticConfig = Synth
             label=label,
             clinical=_clinical(truth, row_rng),
             extra={"truth": asdict(truth)},
+            negative=truth.no_liver,
         )
