@@ -98,3 +98,5 @@ def test_negative_cases_keep_their_empty_label_and_are_marked(tmp_path, labelled
     assert "neg" not in {e["case_id"] for e in load_fold(tmp_path / "ds", fold, "train", negatives=False)}
     assert "neg" not in {e["case_id"] for e in load_fold(tmp_path / "ds", entry["fold"], "val")}
     assert "neg" not in {e["case_id"] for e in load_fold(tmp_path / "ds", split="all")}
+    # Every entry has the same keys, so MONAI's collate batches a negative with a positive case.
+    assert len({tuple(sorted(e)) for e in load_fold(tmp_path / "ds", fold, "train")}) == 1

@@ -58,6 +58,8 @@ def load_fold(
             entries = [e for e in entries if int(e["fold"]) == fold]
     if not (split == "train" if negatives is None else negatives):
         entries = [e for e in entries if not e.get("negative", False)]
+    # The flag is only read here: entries keep one set of keys, or MONAI's collate fails on a mixed batch.
+    entries = [{k: v for k, v in e.items() if k != "negative"} for e in entries]
     for entry in entries:
         for key in ("image", "label"):
             if key in entry and not Path(entry[key]).is_file():
