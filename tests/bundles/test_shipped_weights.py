@@ -132,10 +132,10 @@ def test_shipped_liver_model_segments_the_real_ct_as_recorded(real_reference):
 
 @pytest.mark.parametrize("subject", [0, 1])
 def test_shipped_liver_model_finds_almost_no_liver_on_real_ct_without_one(subject):
-    """TotalSegmentator s0002 (neck) and s0003 show no liver; the shipped model predicted 8.3 and 10.7 mL.
+    """TotalSegmentator s0002 (neck) and s0003 show no liver: the shipped model must find under 5 mL on each.
 
-    The issue's target is under 5 mL (not met); 15 mL catches a regression such as the phantom-trained weights
-    (573 and 738 mL).
+    It predicted 0.21 and 0.33 mL (0.4.0, trained with negative cases); 0.3.0 predicted 8.3 and 10.7 mL, the
+    phantom-trained weights 573 and 738 mL.
     """
     from livervae.data.synthetic.label_maps import no_liver_ct_paths
 
@@ -143,7 +143,7 @@ def test_shipped_liver_model_finds_almost_no_liver_on_real_ct_without_one(subjec
     image = load_nifti(path)
     pred = BundlePredictor(LIVER_BUNDLE, device="cpu").predict_volume(path, image).array
     assert pred.shape == image.array.shape
-    assert np.count_nonzero(pred >= LIVER) * image.voxel_volume_ml < 15.0
+    assert np.count_nonzero(pred >= LIVER) * image.voxel_volume_ml < 5.0
 
 
 def test_make_infer_on_the_dicom_series_writes_a_seg_equal_to_the_nifti_prediction(
