@@ -43,3 +43,6 @@ def test_git_commit_names_this_checkout():
     commit = git_commit(repo_root())
     assert len(commit) == 40 and int(commit, 16) >= 0
     assert git_commit(repo_root() / "no-such-folder") == ""
+    # A short hash resolves to the full one (records name commits by 40 hex digits); an unknown one to nothing.
+    assert git_commit(repo_root(), commit[:7]) == commit
+    assert git_commit(repo_root(), "no-such-revision") == ""

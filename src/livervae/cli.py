@@ -381,7 +381,9 @@ def _run(args: argparse.Namespace) -> int:
         from livervae.paths import repo_root
         from livervae.training_record import git_commit, record_training, training_record
 
-        commit = args.commit or git_commit(repo_root())
+        commit = git_commit(repo_root(), args.commit or "HEAD")
+        if args.commit and not commit:
+            raise InputError(None, f"--commit {args.commit!r} is not a commit of {repo_root()}")
         lopo = Path(args.bundle).name in PATCH_BUNDLES
         summary = training_record(
             args.run, args.data, args.fold, args.command_line, commit, None, args.checkpoints, lopo

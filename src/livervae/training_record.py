@@ -34,10 +34,16 @@ def _scalars(run_dir: Path) -> dict[str, list[tuple[int, float, float]]]:
     return {tag: sorted(values) for tag, values in scalars.items()}
 
 
-def git_commit(root: Path) -> str:
-    """The checked-out commit of the repository at `root` (empty when git cannot tell)."""
+def git_commit(root: Path, revision: str = "HEAD") -> str:
+    """The full hash of `revision` (default the checked-out commit; a short hash or a tag works) in the repository
+    at `root`, so records always name a commit by its 40 hex digits (empty when git cannot tell)."""
     try:
-        done = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
+        done = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
     except (OSError, subprocess.CalledProcessError):
         return ""
     return done.stdout.strip()
