@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import importlib
 import json
+import mmap
 import os
 import re
 import subprocess
@@ -107,9 +108,14 @@ def test_peak_memory_grows_by_an_allocation_and_a_reset_forgets_it():
     base = peak.peak_rss_mib()
     assert base == pytest.approx(machine.rss_mib(), abs=5)  # right after a reset the peak is the current RSS
     assert base == pytest.approx(_own_peak_mib(), abs=5)
-    block = np.ones(200 * 2**20 // 8)  # 200 MiB, every page written
+    # 200 MiB of fresh pages, every one written. A plain numpy allocation can be served from memory the process
+    # freed earlier and still holds (glibc reuses a large free heap chunk), which would not raise the RSS at all.
+    block = mmap.mmap(-1, 200 * 2**20)
+    pages = np.frombuffer(block, dtype=np.uint8)
+    pages[:] = 1
     assert 190 < peak.peak_rss_mib() - base < 230
-    del block
+    del pages
+    block.close()
     assert 190 < peak.peak_rss_mib() - base < 230  # the peak outlives the memory
     assert peak.reset()
     assert peak.peak_rss_mib() < base + 20  # a reset forgets it ...
