@@ -36,7 +36,8 @@ class Pose:
     elastic_mm: float
 
 
-def _rotation(angles: np.ndarray) -> np.ndarray:
+def rotation(angles: np.ndarray) -> np.ndarray:
+    """Rotation matrix Rz Ry Rx for angles (radians) about x, y and z."""
     cx, cy, cz = np.cos(angles)
     sx, sy, sz = np.sin(angles)
     rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
@@ -54,7 +55,7 @@ def draw_pose(rng: np.random.Generator, subject: AnatomySubject, liver_ml_range:
     angles = np.deg2rad(rng.uniform([-5.0, -5.0, -10.0], [5.0, 5.0, 10.0]))
     size = rng.uniform(0.88, 1.12)
     scale = size * rng.uniform(0.94, 1.06, size=3)
-    matrix = _rotation(angles) @ np.diag(1.0 / scale)
+    matrix = rotation(angles) @ np.diag(1.0 / scale)
     target_ml = rng.uniform(*liver_ml_range)
     if subject.liver_in_view:
         base_ml = max(subject.liver_ml, 1.0) * float(np.prod(scale))
@@ -92,7 +93,7 @@ def smooth_displacement(rng: np.random.Generator, shape: tuple[int, ...], spacin
     return np.stack(fields)
 
 
-def _local_scaling(points: np.ndarray, centre: np.ndarray, radius: float, factor: float) -> np.ndarray:
+def local_scaling(points: np.ndarray, centre: np.ndarray, radius: float, factor: float) -> np.ndarray:
     """Pull-back displacement that enlarges (factor > 1) or shrinks the region around `centre` smoothly."""
     offset = points - centre.astype(np.float32)[:, None, None, None]
     weight = np.exp(-(offset**2).sum(axis=0) / (2.0 * radius**2))
@@ -120,8 +121,8 @@ def pull_back(
     spacing = np.linalg.norm(out_affine[:3, :3], axis=0)
     src += smooth_displacement(rng, out_shape, spacing, pose.elastic_mm)
     liver_centre, left_centre, radius = _liver_centres(subject)
-    src += _local_scaling(src, liver_centre, radius * 2.0, pose.liver_scale)
-    src += _local_scaling(src, left_centre, radius * 0.5, pose.left_lobe_scale)
+    src += local_scaling(src, liver_centre, radius * 2.0, pose.liver_scale)
+    src += local_scaling(src, left_centre, radius * 0.5, pose.left_lobe_scale)
     inverse = np.linalg.inv(subject.affine).astype(np.float32)
     return np.einsum("ab,b...->a...", inverse[:3, :3], src) + inverse[:3, 3][:, None, None, None]
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from livervae.data.synthetic.deformation import smooth_displacement
+from livervae.data.synthetic.deformation import local_scaling, rotation, smooth_displacement
 from livervae.data.synthetic.label_maps import AnatomySubject
 from livervae.data.synthetic.tissues import Tissue
 from livervae.errors import InputError
@@ -245,30 +245,23 @@ def draw_mesh_placement(rng: np.random.Generator, subject: AnatomySubject, mesh:
     anchor: the liver dome on the subject's dome, or the tip on its tip when the dome is out of view.
     """
     liver = _subject_liver_world(subject) @ _LPS_FROM_RAS.T
-    mesh_liver = np.argwhere(mesh.labels == Tissue.LIVER) * mesh.spacing + mesh.origin
     if subject.liver_in_view:
         size = (subject.liver_ml / mesh.organ_ml["liver"]) ** (1.0 / 3.0)
     else:
+        mesh_liver = np.argwhere(mesh.labels == Tissue.LIVER) * mesh.spacing + mesh.origin
         extent = np.percentile(liver[:, :2], 98, axis=0) - np.percentile(liver[:, :2], 2, axis=0)
         mesh_extent = np.percentile(mesh_liver[:, :2], 98, axis=0) - np.percentile(mesh_liver[:, :2], 2, axis=0)
         size = float(np.mean(extent / mesh_extent))
     scale = size * rng.uniform(0.9, 1.1, size=3)
-    angles = np.deg2rad(rng.uniform([-8.0, -8.0, -12.0], [8.0, 8.0, 12.0]))
-    cx, cy, cz = np.cos(angles)
-    sx, sy, sz = np.sin(angles)
-    rotation = (
-        np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
-        @ np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
-        @ np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
-    )
+    turn = rotation(np.deg2rad(rng.uniform([-8.0, -8.0, -12.0], [8.0, 8.0, 12.0])))
     centre = liver.mean(axis=0)
     if subject.liver_in_view:
         anchor_subject, anchor_mesh = np.array([centre[0], centre[1], liver[:, 2].max()]), mesh.liver_top
     else:
         anchor_subject, anchor_mesh = np.array([centre[0], centre[1], liver[:, 2].min()]), mesh.liver_bottom
     # mesh = anchor_mesh + R^T S^-1 (lps - anchor_subject), lps = F ras.
-    linear = rotation.T @ np.diag(1.0 / scale) @ _LPS_FROM_RAS
-    offset = anchor_mesh - rotation.T @ np.diag(1.0 / scale) @ anchor_subject
+    linear = turn.T @ np.diag(1.0 / scale) @ _LPS_FROM_RAS
+    offset = anchor_mesh - turn.T @ np.diag(1.0 / scale) @ anchor_subject
     return MeshPlacement(linear, offset, float(rng.uniform(4.0, 12.0)), float(rng.uniform(0.7, 1.35)))
 
 
@@ -297,10 +290,7 @@ def place_mesh_organs(
     points = np.einsum("ab,b...->a...", placement.matrix.astype(np.float32), source_world)
     points += placement.offset.astype(np.float32)[:, None, None, None]
     points += smooth_displacement(rng, shape, np.asarray(out_spacing), placement.elastic_mm)
-    offset = points - mesh.left_lobe_centre.astype(np.float32)[:, None, None, None]
-    weight = np.exp(-(offset**2).sum(axis=0) / (2.0 * (0.5 * mesh.liver_radius) ** 2))
-    points -= ((1.0 - 1.0 / placement.left_lobe_scale) * weight * offset).astype(np.float32)
-    del offset, weight
+    points += local_scaling(points, mesh.left_lobe_centre, 0.5 * mesh.liver_radius, placement.left_lobe_scale)
     points -= mesh.origin.astype(np.float32)[:, None, None, None]
     points /= np.float32(mesh.spacing)
     organs = ndimage.map_coordinates(mesh.labels, points, order=0, mode="constant", cval=0)
