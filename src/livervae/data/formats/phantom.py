@@ -14,16 +14,10 @@ from pathlib import Path
 from livervae.data.case import Case
 from livervae.data.formats import SourceOptions
 from livervae.data.phantom import PhantomConfig, generate_cohort
-from livervae.data.synthetic.generator import SyntheticConfig, generate_synthetic_cohort
+from livervae.data.synthetic.generator import SYNTHETIC_PRESETS, SyntheticConfig, generate_synthetic_cohort
 from livervae.errors import InputError
 
-PRESETS = {
-    "default": PhantomConfig,
-    "small": PhantomConfig.small,
-    "synthetic": SyntheticConfig,
-    "synthetic-pool": SyntheticConfig.training_pool,
-    "synthetic-train": SyntheticConfig.training_mix,
-}
+PRESETS = {"default": PhantomConfig, "small": PhantomConfig.small, **SYNTHETIC_PRESETS}
 
 
 def iter_cases(source: Path | None, options: SourceOptions) -> Iterator[Case]:

@@ -14,7 +14,7 @@ Sources: TotalSegmentator label maps (`label_maps`, CC BY 4.0) and BodyParts3D o
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -127,6 +127,14 @@ class SyntheticConfig:
         """`training_pool` with half the livers (and their stomach and kidneys) from the BodyParts3D meshes and 8 %
         negative (no-liver) cases: the liver model's training data."""
         return cls(min_spacing_mm=(2.0, 2.0, 2.5), mesh_organ_fraction=0.5, no_liver_fraction=0.08)
+
+
+# Named configurations (the `livervae phantom --preset` names of this generator).
+SYNTHETIC_PRESETS: dict[str, Callable[[], SyntheticConfig]] = {
+    "synthetic": SyntheticConfig,
+    "synthetic-pool": SyntheticConfig.training_pool,
+    "synthetic-train": SyntheticConfig.training_mix,
+}
 
 
 @dataclass(frozen=True)
@@ -287,6 +295,20 @@ def _table(rng: np.random.Generator, tissues: np.ndarray, affine: np.ndarray) ->
     tissues[slab] = region
 
 
+def _anatomy_rng(index: int, seed: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([int(seed), int(index), _ANATOMY_TAG]))
+
+
+def _draw_negative(anatomy_rng: np.random.Generator, config: SyntheticConfig) -> bool:
+    """The anatomy stream's first draw: whether the case shows no liver."""
+    return bool(anatomy_rng.random() < config.no_liver_fraction)
+
+
+def is_negative_case(index: int, seed: int, config: SyntheticConfig = SyntheticConfig()) -> bool:
+    """Whether case `index` of cohort `seed` is a no-liver case, known without generating it."""
+    return _draw_negative(_anatomy_rng(index, seed), config)
+
+
 def generate_synthetic_case(
     index: int, seed: int, config: SyntheticConfig = SyntheticConfig()
 ) -> tuple[Volume, Volume, SyntheticTruth, np.ndarray]:
@@ -301,9 +323,9 @@ def generate_synthetic_case(
             raise ValueError(f"synthetic case {name} must be a non-negative integer, got {value!r}")
     index, seed = int(index), int(seed)
     rng = np.random.default_rng(np.random.SeedSequence([seed, index, _TAG]))
-    anatomy_rng = np.random.default_rng(np.random.SeedSequence([seed, index, _ANATOMY_TAG]))
+    anatomy_rng = _anatomy_rng(index, seed)
     subject = load_subject(config.subjects[int(rng.integers(len(config.subjects)))], config.data_dir)
-    negative = bool(anatomy_rng.random() < config.no_liver_fraction)
+    negative = _draw_negative(anatomy_rng, config)
     use_meshes = bool(anatomy_rng.random() < config.mesh_organ_fraction) and not negative
     in_plane = float(rng.uniform(*config.inplane_spacing_mm))
     acquisition = (in_plane, in_plane, float(rng.uniform(*config.slice_thickness_mm)))
@@ -419,14 +441,19 @@ def generate_synthetic_cohort(n: int, seed: int, config: SyntheticConfig = Synth
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
         raise ValueError(f"synthetic cohort size must be a non-negative integer, got {n!r}")
     for index in range(int(n)):
-        image, label, truth, _ = generate_synthetic_case(index, seed, config)
-        row_rng = np.random.default_rng(np.random.SeedSequence([int(seed), index, _CLINICAL_TAG]))
-        yield Case(
-            case_id=truth.case_id,
-            patient_id=truth.case_id,
-            image=image,
-            label=label,
-            clinical=_clinical(truth, row_rng),
-            extra={"truth": asdict(truth)},
-            negative=truth.no_liver,
-        )
+        yield generate_synthetic_case_record(index, seed, config)
+
+
+def generate_synthetic_case_record(index: int, seed: int, config: SyntheticConfig = SyntheticConfig()) -> Case:
+    """Case `index` of cohort `seed` as a dataset case: image, label, clinical row, truth in `extra["truth"]`."""
+    image, label, truth, _ = generate_synthetic_case(index, seed, config)
+    row_rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(index), _CLINICAL_TAG]))
+    return Case(
+        case_id=truth.case_id,
+        patient_id=truth.case_id,
+        image=image,
+        label=label,
+        clinical=_clinical(truth, row_rng),
+        extra={"truth": asdict(truth)},
+        negative=truth.no_liver,
+    )
