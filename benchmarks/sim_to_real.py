@@ -7,7 +7,10 @@ For each training-data variant (`--variants`), with the same budget for each:
 - synthetic_fixed_intensity: the same without intensity randomisation (one portal-venous appearance);
 - synthetic_simple_tumours: the same with flat, sharp ellipsoid lesions instead of the Hu et al. tumour model;
 - synthetic_mix: `synthetic` plus the BodyParts3D organs on half the cases and 8 % no-liver cases (the
-  `synthetic-train` preset, the shipped liver model's training data).
+  `synthetic-train` preset, the shipped liver model's training data);
+- synthetic_generated: `synthetic` cases generated while training (the bundles' `synthetic_preset`, cohort seed
+  100) instead of the fixed pool: a window as large as the pool's training part, a quarter of it new every epoch,
+  so the same iterations see new cases; the pool's fold 0 still validates.
 
 (The parametric row is the ablation of the real anatomy.) Each variant gets a pool of `--train-cases` cases
 (cohort seed 11; one fold of `--folds` held out for validation), stage 1 (liver_ct_segmentation, CPU preset,
@@ -45,8 +48,15 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling scripts, not a package
 from machine import describe  # noqa: E402
 
-VARIANTS = ("parametric", "synthetic", "synthetic_fixed_intensity", "synthetic_simple_tumours", "synthetic_mix")
-TRAIN_SEED, TEST_SEED = 11, 2026
+VARIANTS = (
+    "parametric",
+    "synthetic",
+    "synthetic_fixed_intensity",
+    "synthetic_simple_tumours",
+    "synthetic_mix",
+    "synthetic_generated",
+)
+TRAIN_SEED, TEST_SEED, GENERATED_SEED = 11, 2026, 100
 BATCH = 2  # the CPU preset's batch size: iterations per epoch = training cases / 2
 
 
@@ -63,7 +73,7 @@ def _cohort(variant: str, n: int, seed: int) -> Iterator[Any]:
         config = dataclasses.replace(config, tumour_model="simple")
     elif variant == "synthetic_mix":
         config = SyntheticConfig.training_mix()
-    elif variant != "synthetic":
+    elif variant not in ("synthetic", "synthetic_generated"):  # the generated variant's pool only validates
         raise SystemExit(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
     return generate_synthetic_cohort(n, seed, config)
 
@@ -99,15 +109,29 @@ def _training_cases(dataset: Path, fold: int) -> int:
 
 
 def train_stages(
-    dataset: Path, out: Path, iterations: int, tumour_iterations: int, tumour_init: str = ""
+    dataset: Path,
+    out: Path,
+    iterations: int,
+    tumour_iterations: int,
+    tumour_init: str = "",
+    generated: bool = False,
 ) -> tuple[Path, Path | None, dict]:
     """Stage 1 (and stage 2) on `dataset`, fold 0 held out, for the epochs that give the budget: stage 1 from
-    scratch, stage 2 from scratch or fine-tuned from `tumour_init` (a two-stage checkpoint's tumour network)."""
+    scratch, stage 2 from scratch or fine-tuned from `tumour_init` (a two-stage checkpoint's tumour network).
+    `generated`: train on synthetic-pool cases generated while training (a window of the pool's training size),
+    `dataset`'s fold 0 still validating."""
     from livervae.bundle import train
     from livervae.bundle_names import LIVER_BUNDLE, TUMOR_BUNDLE
 
     n_train = _training_cases(dataset, 0)
     per_epoch = max(1, math.ceil(n_train / BATCH))
+    source: dict[str, Any] = {}
+    if generated:
+        source = {
+            "synthetic_preset": "synthetic-pool",
+            "synthetic_seed": GENERATED_SEED,
+            "synthetic_cache_num": n_train,
+        }
     timings: dict[str, float] = {}
     epochs = max(1, round(iterations / per_epoch))
     start = time.perf_counter()
@@ -122,6 +146,7 @@ def train_stages(
             "learning_rate": 1e-3,
             "num_samples": 2,
             "val_interval": max(1, epochs // 2),
+            **source,
         },
     )
     timings["liver_training_s"] = round(time.perf_counter() - start, 1)
@@ -145,6 +170,7 @@ def train_stages(
                 "crop_pos": 3,
                 "patch_size": [48, 48, 48],
                 "val_interval": max(1, epochs // 2),
+                **source,
             },
         )
         timings["tumour_training_s"] = round(time.perf_counter() - start, 1)
@@ -192,7 +218,9 @@ def measure(variant: str, args: argparse.Namespace, tests: dict[str, Path]) -> d
     pool = write_dataset(variant, args.train_cases, TRAIN_SEED, work / "pool", args.folds)
     result: dict[str, Any] = {"variant": variant, "pool_s": round(time.perf_counter() - start, 1)}
     init = str(Path(args.tumour_init).resolve()) if args.tumour_init else ""
-    liver, tumour, timings = train_stages(pool, work / "train", args.iterations, args.tumour_iterations, init)
+    liver, tumour, timings = train_stages(
+        pool, work / "train", args.iterations, args.tumour_iterations, init, generated=variant == "synthetic_generated"
+    )
     result.update(timings)
     model, bundle = (tumour, TUMOR_BUNDLE) if tumour else (liver, LIVER_BUNDLE)
     for name, dataset in tests.items():

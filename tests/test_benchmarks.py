@@ -461,19 +461,25 @@ def test_uncertainty_benchmark_cases_come_from_the_synthetic_generator_the_weigh
 
 @pytest.mark.slow
 def test_sim_to_real_benchmark_trains_on_synthetic_data_and_scores_real_and_unseen_cases(tmp_path, capsys):
-    """A tiny run: a 4-case synthetic pool, stage 1 for one epoch; every test set scored, the no-liver CTs
-    measured, and the printed table is the JSON's numbers."""
+    """A tiny run: a 4-case synthetic pool, stage 1 for one epoch on it and on generated cases; every test set
+    scored, the no-liver CTs measured, and the printed table is the JSON's numbers."""
     sim_to_real = _bench("sim_to_real")
     out = tmp_path / "sim.json"
-    args = ["--variants", "synthetic", "--train-cases", "4", "--folds", "2", "--iterations", "1", "--test-cases", "1"]
+    args = ["--variants", "synthetic", "synthetic_generated", "--train-cases", "4", "--folds", "2"]
+    args += ["--iterations", "1", "--test-cases", "1"]
     assert sim_to_real.main([*args, "--out", str(tmp_path / "work"), "--json", str(out)]) == 0
     printed = capsys.readouterr().out
-    (result,) = json.loads(out.read_text())["results"]
-    assert result["liver_epochs"] == 1 and result["liver_iterations"] == 1
-    for name in ("real CT (3D-IRCADb-01 #17)", "unseen parametric phantoms", "unseen synthetic cases"):
-        assert 0.0 <= result[name]["liver_dice"] <= 1.0
-        assert f"| synthetic | {name} | {result[name]['liver_dice']:.3f} |" in printed
-    assert len(result["no_liver_ml"]) == 2 and all(v >= 0 for v in result["no_liver_ml"])
+    results = json.loads(out.read_text())["results"]
+    assert [r["variant"] for r in results] == ["synthetic", "synthetic_generated"]
+    for result in results:
+        assert result["liver_epochs"] == 1 and result["liver_iterations"] == 1
+        for name in ("real CT (3D-IRCADb-01 #17)", "unseen parametric phantoms", "unseen synthetic cases"):
+            assert 0.0 <= result[name]["liver_dice"] <= 1.0
+            assert f"| {result['variant']} | {name} | {result[name]['liver_dice']:.3f} |" in printed
+        assert len(result["no_liver_ml"]) == 2 and all(v >= 0 for v in result["no_liver_ml"])
+    # The generated variant trained on cases of its own cohort, not on the pool's.
+    run = tmp_path / "work" / "synthetic_generated" / "train" / "liver"
+    assert any(run.glob("events.out.tfevents.*"))
     # The pool is kept and reused by a rerun (same cases, no regeneration).
     assert (tmp_path / "work" / "synthetic" / "pool" / "datalist.json").is_file()
 

@@ -263,3 +263,35 @@ def test_a_finished_run_is_not_retrained_over(trained, tmp_path):
         train(LIVER_BUNDLE, trained["data"], epochs=3, output_dir=tmp_path, preset="cpu")
     with pytest.raises(InputError, match="already finished 3 epoch"):
         train(LIVER_BUNDLE, trained["data"], epochs=2, output_dir=tmp_path, preset="cpu")
+
+
+def test_training_on_generated_cases_moves_the_cache_window_every_epoch(trained, shared_data, tmp_path):
+    from monai.data import SmartCacheDataset
+
+    from livervae.bundle import preset_configs, run_workflow
+
+    root = bundle_root(LIVER_BUNDLE)
+    workflow = run_workflow(
+        root,
+        ["train.json", *preset_configs(LIVER_BUNDLE, "cpu")],
+        "train",
+        {
+            "dataset_dir": str(trained["data"]),
+            "output_dir": str(tmp_path / "run"),
+            "ckpt_dir": str(tmp_path / "models"),
+            "pretrained_model": "",
+            "max_epochs": 2,
+            "synthetic_preset": "synthetic-pool",
+            "synthetic_seed": 4,
+            "synthetic_cache_num": 2,
+            "synthetic_replace_rate": 0.5,
+        },
+    )
+    dataset = workflow.parser.get_parsed_content("train#dataloader").dataset
+    assert isinstance(dataset, SmartCacheDataset) and len(dataset) == 2
+    # Two epochs, one replacement after each: the window went [0, 1] -> [1, 2] -> [2, 3].
+    window = sorted(int(dataset[i][0]["synthetic_index"]) for i in range(len(dataset)))
+    assert window == [2, 3]
+    assert torch.load(tmp_path / "models" / "model.pt", weights_only=True)["settings"]["pixdim"] == [4.0, 4.0, 4.0]
+    # Validation still ran on the dataset's own fold.
+    assert any((tmp_path / "run").glob("events.out.tfevents.*"))
