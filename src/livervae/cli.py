@@ -142,6 +142,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_bundle_options(evaluate, preset=False)
 
+    rechain = commands.add_parser(
+        "rechain",
+        help="put another liver model into a two-stage checkpoint (tumour stage untouched)",
+        description="Write a copy of a two-stage (liver_tumor_ct_segmentation) checkpoint whose stage 1 is the "
+        "given liver model, after checking that it was trained with the chain's stage-1 settings. The tumour stage "
+        "learnt on the old liver model's crops: evaluate the result before shipping it.",
+    )
+    rechain.add_argument("--two-stage", type=Path, required=True, help="the two-stage model.pt to start from")
+    rechain.add_argument("--liver", type=Path, required=True, help="the liver model.pt to put in")
+    rechain.add_argument("--out", type=Path, required=True, help="where the new two-stage model.pt goes")
+
     record = commands.add_parser(
         "record-training",
         help="describe a finished training run in the bundle's metadata.json (data, epochs, best epoch, commit)",
@@ -375,6 +386,12 @@ def _run(args: argparse.Namespace) -> int:
                 args.bundle, result["summary"], _data(args.data), args.fold, args.split, args.record_as, model
             )
             print(f"recorded in {path}")
+        return 0
+    if args.command == "rechain":
+        from livervae.io.checkpoint import replace_stage_one
+
+        replace_stage_one(args.two_stage, args.liver, args.out)
+        print(f"wrote {args.out}: stage 1 from {args.liver}, stage 2 from {args.two_stage}")
         return 0
     if args.command == "record-training":
         from livervae.bundle import PATCH_BUNDLES

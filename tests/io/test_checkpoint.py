@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from livervae.errors import InputError
-from livervae.io.checkpoint import apply_settings, load_model_weights, read_checkpoint
+from livervae.io.checkpoint import apply_settings, load_model_weights, read_checkpoint, replace_stage_one
 
 
 def test_load_model_weights_is_safe_and_specific(tmp_path):
@@ -81,3 +81,40 @@ def test_checkpoints_of_the_old_spelling_read_in_the_new_one(tmp_path):
     torch.save({"model": {"tumour_net.weight": torch.full((1, 1), 2.0)}}, tmp_path / "stage.pt")
     linear = load_model_weights(nn.Linear(1, 1, bias=False), tmp_path / "stage.pt", prefix="tumor_net.")
     assert float(linear.weight) == 2.0
+
+
+def _chain_and_liver(tmp_path, liver_settings=None, liver_net=None):
+    chained = nn.ModuleDict({"liver_net": nn.Linear(3, 2), "tumor_net": nn.Linear(3, 2)})
+    chain_settings = {"pixdim": [2.0, 2.0, 2.0], "liver_pixdim": [4.0, 4.0, 4.0], "liver_init_filters": 8}
+    torch.save({"model": chained.state_dict(), "settings": chain_settings}, tmp_path / "two_stage.pt")
+    liver = liver_net or nn.Linear(3, 2)
+    settings = liver_settings or {"pixdim": [4.0, 4.0, 4.0], "init_filters": 8}
+    torch.save({"model": liver.state_dict(), "settings": settings}, tmp_path / "liver.pt")
+    return chained, liver
+
+
+def test_replace_stage_one_swaps_the_liver_stage_and_keeps_the_tumour_stage(tmp_path):
+    from livervae.cli import main
+
+    chained, liver = _chain_and_liver(tmp_path)
+    out = tmp_path / "rechained.pt"
+    args = ["rechain", "--two-stage", str(tmp_path / "two_stage.pt"), "--liver", str(tmp_path / "liver.pt")]
+    assert main([*args, "--out", str(out)]) == 0
+    state, settings = read_checkpoint(out)
+    assert torch.equal(state["liver_net.weight"], liver.weight) and torch.equal(state["liver_net.bias"], liver.bias)
+    assert not torch.equal(state["liver_net.weight"], chained["liver_net"].weight)
+    assert torch.equal(state["tumor_net.weight"], chained["tumor_net"].weight)
+    assert settings["liver_pixdim"] == [4.0, 4.0, 4.0] and settings["pixdim"] == [2.0, 2.0, 2.0]
+
+
+def test_replace_stage_one_refuses_a_liver_model_that_does_not_fit(tmp_path):
+    out = tmp_path / "rechained.pt"
+    _chain_and_liver(tmp_path, liver_settings={"pixdim": [3.0, 3.0, 3.0], "init_filters": 8})
+    with pytest.raises(InputError, match=r"liver.pt: was trained with pixdim=\[3.0, 3.0, 3.0\], the chain expects"):
+        replace_stage_one(tmp_path / "two_stage.pt", tmp_path / "liver.pt", out)
+    _chain_and_liver(tmp_path, liver_net=nn.Linear(4, 2))
+    with pytest.raises(InputError, match="liver.pt: its weights do not fit the chain's liver network"):
+        replace_stage_one(tmp_path / "two_stage.pt", tmp_path / "liver.pt", out)
+    with pytest.raises(InputError, match="liver.pt: holds no liver_net"):
+        replace_stage_one(tmp_path / "liver.pt", tmp_path / "liver.pt", out)
+    assert not out.exists()

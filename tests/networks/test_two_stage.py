@@ -98,6 +98,16 @@ def test_no_liver_means_no_tumor_run(caplog):
     assert float(out[:, 2].max()) == 0.0 and "found no liver" in caplog.text
 
 
+def test_no_liver_still_gives_a_tumour_pass_for_every_liver_pass():
+    net = _net(BoxLogits(2.0, 3.0), BoxLogits(0.0, 1.0))
+    net.flips, net.hu_shifts = ((0,),), (-25.0, 25.0)
+    with torch.no_grad():
+        stages = net.stage_probabilities(_phantom())
+    assert stages.box is None
+    assert stages.liver_passes.shape == stages.tumour_passes.shape == (4, 1, 40, 40, 40)
+    assert float(stages.tumour_passes.abs().max()) == 0.0
+
+
 def test_window_matches_scale_intensity_range():
     x = torch.tensor([-300.0, -200.0, 25.0, 250.0, 400.0])
     assert torch.allclose(window(x, -200, 250), torch.tensor([0.0, 0.0, 0.5, 1.0, 1.0]))

@@ -91,3 +91,48 @@ def load_model_weights(
         first = str(exc).strip().splitlines()[0]
         raise InputError(path, f"weights do not fit the network ({first})") from exc
     return network
+
+
+# The stage-1 settings a two-stage checkpoint records under `liver_<name>` (see the tumour bundle's `settings`).
+_STAGE_ONE_SETTINGS = ("pixdim", "patch_size", "hu_window", "init_filters")
+
+
+def replace_stage_one(
+    two_stage_path: str | os.PathLike[str], liver_path: str | os.PathLike[str], out_path: str | os.PathLike[str]
+) -> dict[str, Any]:
+    """Write a copy of a two-stage checkpoint whose liver stage is another liver model, the tumour stage untouched.
+
+    Gives the chain a retrained liver model without retraining the tumour stage (which still learnt on the old
+    liver model's crops: measure before shipping). The liver model must have been trained with the settings the
+    chain records for its stage 1.
+
+    Returns:
+        The written checkpoint (`model`, `settings`).
+
+    Raises:
+        InputError: unreadable checkpoints, a first file with no `liver_net.*` weights, or a liver model whose
+            settings or weights do not fit the chain's stage 1.
+    """
+    from livervae.io.atomic import atomic_path
+
+    chain, settings = read_checkpoint(two_stage_path)
+    liver, liver_settings = read_checkpoint(liver_path)
+    old = {k[len("liver_net.") :]: v for k, v in chain.items() if k.startswith("liver_net.")}
+    if not old:
+        raise InputError(two_stage_path, "holds no liver_net.* weights: not a two-stage checkpoint")
+    for name in _STAGE_ONE_SETTINGS:
+        expected = settings.get(f"liver_{name}")
+        if name in liver_settings and expected is not None and _plain(liver_settings[name]) != _plain(expected):
+            raise InputError(
+                liver_path, f"was trained with {name}={liver_settings[name]}, the chain expects {expected}"
+            )
+    if set(liver) != set(old) or any(liver[k].shape != old[k].shape for k in old):
+        raise InputError(liver_path, "its weights do not fit the chain's liver network")
+    written = {"model": {**chain, **{f"liver_net.{k}": v for k, v in liver.items()}}, "settings": settings}
+    with atomic_path(out_path) as tmp:
+        torch.save(written, tmp)
+    return written
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, (list, tuple)) else value

@@ -252,7 +252,8 @@ class TwoStageLiverTumorNet(nn.Module):
         liver_passes = self.liver_samples(image)
         liver = temper(liver_passes.mean(0, keepdim=True), self.liver_temperature)
         tumour = torch.zeros_like(liver)
-        tumour_passes = torch.zeros_like(liver)
+        # One (empty) tumour pass per liver pass, also when there is no liver to crop: callers pair them up.
+        tumour_passes = torch.zeros((liver_passes.shape[0], *liver.shape[1:]), dtype=liver.dtype, device=liver.device)
         # One connected-component pass serves both the crop and the gate.
         core = get_largest_connected_component_mask(liver[0] > 0.5)
         box = self.liver_box(core)
