@@ -323,13 +323,21 @@ def sampled(case: BenchCase, result: dict[str, Any]) -> dict[str, Any]:
 
 def fit_calibration(calibration: list[dict[str, Any]], estimator: str, method: str) -> dict[str, float]:
     """Each stage's calibration on the calibration cases: the liver on body voxels, the tumour on liver-region
-    voxels; `method` "temperature" (T alone) or "platt" (T and a bias)."""
+    voxels where the tumour model ran; `method` "temperature" (T alone) or "platt" (T and a bias).
+
+    Outside stage 1's crop and tumour gate the tumour probability is exactly 0 because the tumour model never
+    ran there: a reference tumour stage 1 left out is a stage-1 miss that no tumour temperature can fix, and
+    fitting on it drove the temperature to its bound (0.5.0's stage 2 with the 0.4.0 liver model: 91 % of the
+    sampled tumour voxels, T = 5.0, every case flagged).
+    """
     from livervae.metrics.calibration import fit_platt, fit_temperature
 
     liver_p = np.concatenate([c["stages"][estimator][0] for c in calibration])
     tumour_p = np.concatenate([c["stages"][estimator][1] for c in calibration])
     liver_ref = np.concatenate([c["liver_ref"] for c in calibration])
     tumour_ref = np.concatenate([c["tumor_ref"] for c in calibration])
+    ran = tumour_p > 0
+    tumour_p, tumour_ref = tumour_p[ran], tumour_ref[ran]
     if method == "platt":
         (liver_t, liver_b), (tumour_t, tumour_b) = fit_platt(liver_p, liver_ref), fit_platt(tumour_p, tumour_ref)
     else:

@@ -494,3 +494,26 @@ def test_sim_to_real_table_shows_every_test_set_and_the_no_liver_volumes():
     assert lines[2] == "| synthetic | real | 0.931 | -4.2 % | 0.500 | 2 / 2 | 1 |"
     assert lines[3] == "| synthetic | phantoms | 0.950 | +1.0 % | - | - | - |"
     assert "liver predicted 0 / 3.5 mL" in lines[4]
+
+
+def test_uncertainty_calibration_fits_the_tumour_only_where_the_tumour_model_ran():
+    """A reference tumour outside stage 1's crop (tumour probability exactly 0) is a stage-1 miss: it must not move
+    the tumour temperature, which calibrates the tumour model where it ran."""
+    uncertainty = _bench("uncertainty")
+    rng = np.random.default_rng(0)
+    # Calibrated as it stands: each voxel is tumour with the probability the model gives it (T = 1 fits).
+    tumour_p = rng.uniform(0.02, 0.98, 4000)
+    tumour_ref = rng.random(4000) < tumour_p
+    liver_ref = rng.random(4000) < 0.5
+    liver_p = np.where(liver_ref, 0.8, 0.2)
+
+    def case(p, ref):
+        return {"stages": {"none": (liver_p, p)}, "liver_ref": liver_ref, "tumor_ref": ref}
+
+    inside = uncertainty.fit_calibration([case(tumour_p, tumour_ref)], "none", "temperature")
+    missed = np.ones(3000, dtype=bool)  # a large tumour stage 1 left out of its crop
+    with_miss = uncertainty.fit_calibration(
+        [case(tumour_p, tumour_ref), case(np.zeros(3000), missed)], "none", "temperature"
+    )
+    assert with_miss["tumor_temperature"] == pytest.approx(inside["tumor_temperature"])
+    assert 0.8 < inside["tumor_temperature"] < 1.25
