@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import threading
-from collections import OrderedDict
 from collections.abc import Hashable, Mapping
 from pathlib import Path
 from typing import Any
@@ -24,7 +22,6 @@ import torch
 from monai.data import MetaTensor
 from monai.transforms import MapTransform
 
-from livervae.data.case import Case
 from livervae.data.clinical import compute_severity
 from livervae.data.synthetic.generator import (
     SYNTHETIC_PRESETS,
@@ -60,7 +57,6 @@ def synthetic_datalist(
     count: int,
     start: int = 0,
     negatives: bool = True,
-    data_dir: str | os.PathLike[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Name `count` cases of synthetic cohort `seed`, from case `start` on, without generating any.
 
@@ -70,7 +66,6 @@ def synthetic_datalist(
         count: how many cases to name.
         start: index of the first case.
         negatives: keep no-liver cases (liver training); False skips them (the tumour stage crops the liver).
-        data_dir: shared data folder, only to read the preset's negative-case rate.
 
     Returns:
         Entries `{"case_id", "synthetic_preset", "synthetic_seed", "synthetic_index"}` for `GenerateSyntheticCased`.
@@ -78,7 +73,7 @@ def synthetic_datalist(
     for name, value in (("seed", seed), ("count", count), ("start", start)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
             raise InputError(None, f"synthetic datalist {name} must be a non-negative integer, got {value!r}")
-    config = synthetic_config(preset, data_dir)
+    config = synthetic_config(preset)
     skip_negatives = not negatives and config.no_liver_fraction > 0
     entries: list[dict[str, Any]] = []
     index = int(start)
@@ -115,16 +110,13 @@ class GenerateSyntheticCased(MapTransform):
     Replaces `LoadImaged` + `EnsureChannelFirstd` at the head of a pipeline: the image and label are channel-first
     float32 `MetaTensor`s with the RAS affine, as loaded from the written dataset, and `severity` is what the
     dataset's datalist would hold (from the case's clinical row). A case is a deterministic function of (preset,
-    seed, index), so caching the output is safe; the last few cases are kept so that one case is never generated
-    twice when several keys or threads ask for it.
+    seed, index), so caching the output is safe.
 
     Args:
         keys: where the image and the label go (two keys, image first).
         severity_key: where the severity indicator goes (None when the sheet gives none).
         data_dir: shared data folder holding the anatomy (default: `livervae.paths.shared_data_dir()`).
     """
-
-    _KEEP = 4
 
     def __init__(
         self,
@@ -137,21 +129,6 @@ class GenerateSyntheticCased(MapTransform):
             raise ValueError(f"GenerateSyntheticCased takes an image and a label key, got {self.keys}")
         self.severity_key = severity_key
         self.data_dir = data_dir
-        self._recent: OrderedDict[tuple[str, int, int], Case] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def _case(self, preset: str, seed: int, index: int) -> Case:
-        key = (preset, seed, index)
-        with self._lock:
-            if key in self._recent:
-                self._recent.move_to_end(key)
-                return self._recent[key]
-        case = generate_synthetic_case_record(index, seed, synthetic_config(preset, self.data_dir))
-        with self._lock:
-            self._recent[key] = case
-            while len(self._recent) > self._KEEP:
-                self._recent.popitem(last=False)
-        return case
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
@@ -159,7 +136,7 @@ class GenerateSyntheticCased(MapTransform):
         if missing:
             raise InputError(None, f"synthetic datalist entry {d.get('case_id', d)!r} lacks {', '.join(missing)}")
         preset, seed, index = str(d[PRESET_KEY]), int(d[SEED_KEY]), int(d[INDEX_KEY])
-        case = self._case(preset, seed, index)
+        case = generate_synthetic_case_record(index, seed, synthetic_config(preset, self.data_dir))
         name = f"synthetic:{preset}:seed={seed}:index={index}"
         image_key, label_key = self.keys
         d[image_key] = _as_loaded(case.image, name)
