@@ -517,3 +517,29 @@ def test_uncertainty_calibration_fits_the_tumour_only_where_the_tumour_model_ran
     )
     assert with_miss["tumor_temperature"] == pytest.approx(inside["tumor_temperature"])
     assert 0.8 < inside["tumor_temperature"] < 1.25
+
+
+def test_uncertainty_calibration_fits_the_liver_on_the_whole_volume_the_expected_dice_sums_over(tmp_path):
+    """A liver probability with a floor of 0.02 on every voxel, air included, and a perfect label (Dice 1): the case
+    score sums P(liver) over the whole volume, so the fit must see the air too and remove the floor there."""
+    import torch
+
+    from livervae.io.nifti import save_nifti
+    from livervae.io.volume import Volume
+    from livervae.uncertainty import calibrate, expected_dice
+
+    uncertainty = _bench("uncertainty")
+    hu = np.full((40, 40, 40), 40.0, dtype=np.float32)
+    hu[20:] = -1000.0  # half the volume is air outside the body
+    label = np.zeros(hu.shape, dtype=np.uint8)
+    label[5:15, 5:15, 5:15] = 1
+    path = save_nifti(Volume(hu, np.eye(4)), tmp_path / "ct.nii.gz")
+    liver_p = np.where(label == 1, 0.95, 0.02).astype(np.float32)
+    stages = np.stack([liver_p, np.zeros_like(liver_p)])
+    case = uncertainty.BenchCase("floor", "calibration", path, label)
+    kept = uncertainty.sampled(case, {"label": label, "stages": {"none": stages}, "reconstruction": 0.1})
+    assert kept["liver_ref"].size == label.size  # every voxel of this small volume, the air included
+    fitted = uncertainty.fit_calibration([kept], "none", "temperature")
+    assert expected_dice(liver_p, label == 1) < 0.6  # raw: the floor's mass halves the score of a perfect mask
+    calibrated = calibrate(torch.from_numpy(liver_p), fitted["liver_temperature"]).numpy()
+    assert fitted["liver_temperature"] < 1.0 and expected_dice(calibrated, label == 1) > 0.9

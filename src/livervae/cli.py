@@ -152,6 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
     rechain.add_argument("--two-stage", type=Path, required=True, help="the two-stage model.pt to start from")
     rechain.add_argument("--liver", type=Path, required=True, help="the liver model.pt to put in")
     rechain.add_argument("--out", type=Path, required=True, help="where the new two-stage model.pt goes")
+    rechain.add_argument(
+        "--record",
+        action="store_true",
+        help="--out is the two-stage bundle's models/model.pt: record the new stage 1 in its metadata.json "
+        "(training.stage_1, the model's SHA-256)",
+    )
 
     record = commands.add_parser(
         "record-training",
@@ -388,10 +394,22 @@ def _run(args: argparse.Namespace) -> int:
             print(f"recorded in {path}")
         return 0
     if args.command == "rechain":
+        from livervae.bundle import TUMOR_BUNDLE, bundle_root, file_sha256
         from livervae.io.checkpoint import replace_stage_one
+        from livervae.training_record import record_stage_one, stage_two_record_sha256
 
+        started_from = file_sha256(args.two_stage) if args.two_stage.is_file() else ""
+        if args.record:  # checked before writing, so a refused record leaves the bundle's model as it was
+            bundle_model = bundle_root(TUMOR_BUNDLE) / "models" / "model.pt"
+            if args.out.resolve() != bundle_model.resolve():
+                raise InputError(args.out, f"--record needs --out {bundle_model}")
+            if started_from != stage_two_record_sha256(TUMOR_BUNDLE):
+                raise InputError(args.two_stage, "is not the model the bundle's training record describes")
         replace_stage_one(args.two_stage, args.liver, args.out)
         print(f"wrote {args.out}: stage 1 from {args.liver}, stage 2 from {args.two_stage}")
+        if args.record:
+            command = f"livervae rechain --two-stage {args.two_stage} --liver {args.liver} --out {args.out} --record"
+            print(f"recorded in {record_stage_one(TUMOR_BUNDLE, started_from, args.liver, command)}")
         return 0
     if args.command == "record-training":
         from livervae.bundle import PATCH_BUNDLES

@@ -148,3 +148,62 @@ def record_training(
     metadata["training"] = {**record, "model_sha256": file_sha256(model), "model_bytes": model.stat().st_size}
     write_json_atomic(path, metadata, indent=4)
     return path
+
+
+def stage_two_record_sha256(bundle: str, allow_external: bool = False) -> str:
+    """The SHA-256 of the two-stage model whose stage 2 the bundle's `training` record describes (the model that
+    run produced, kept through any later stage-1 replacement); empty when there is no record."""
+    from livervae.bundle import bundle_root
+
+    path = bundle_root(bundle, allow_external) / "configs" / "metadata.json"
+    training = json.loads(path.read_text(encoding="utf-8")).get("training") or {}
+    return str(training.get("stage_1", {}).get("two_stage_model_sha256", training.get("model_sha256", "")))
+
+
+def record_stage_one(
+    bundle: str,
+    two_stage_sha256: str,
+    liver_path: str | os.PathLike[str],
+    command: str,
+    allow_external: bool = False,
+) -> Path:
+    """Record in a two-stage bundle's metadata.json that its model's stage 1 was replaced (`livervae rechain`).
+
+    The `training` record keeps describing stage 2's run (its weights are unchanged); `stage_1` says where the
+    liver stage now comes from (the liver model's SHA-256, the two-stage model stage 2 came from, the command), and
+    `model_sha256`/`model_bytes` describe the bundle's new models/model.pt.
+
+    Args:
+        bundle: the two-stage bundle (name or, with `allow_external`, folder).
+        two_stage_sha256: SHA-256 of the two-stage model the replacement started from.
+        liver_path: the liver model put in as stage 1.
+        command: the command line that did it.
+        allow_external: accept a bundle folder outside this repository.
+
+    Raises:
+        InputError: the bundle has no model, or its training record does not describe the model the replacement
+            started from (`stage_two_record_sha256`).
+    """
+    from livervae.bundle import bundle_root, file_sha256
+    from livervae.io.atomic import write_json_atomic
+
+    root = bundle_root(bundle, allow_external)
+    model = root / "models" / "model.pt"
+    path = root / "configs" / "metadata.json"
+    if not model.is_file():
+        raise InputError(model, "no model to describe")
+    if two_stage_sha256 != stage_two_record_sha256(bundle, allow_external):
+        raise InputError(path, "its training record does not describe the two-stage model stage 2 came from")
+    metadata = json.loads(path.read_text(encoding="utf-8"))
+    metadata["training"] = {
+        **metadata["training"],
+        "stage_1": {
+            "liver_model_sha256": file_sha256(liver_path),
+            "two_stage_model_sha256": two_stage_sha256,
+            "command": command,
+        },
+        "model_sha256": file_sha256(model),
+        "model_bytes": model.stat().st_size,
+    }
+    write_json_atomic(path, metadata, indent=4)
+    return path

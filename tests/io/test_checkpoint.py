@@ -118,3 +118,37 @@ def test_replace_stage_one_refuses_a_liver_model_that_does_not_fit(tmp_path):
     with pytest.raises(InputError, match="liver.pt: holds no liver_net"):
         replace_stage_one(tmp_path / "liver.pt", tmp_path / "liver.pt", out)
     assert not out.exists()
+
+
+def test_rechain_record_describes_the_new_stage_one_in_the_bundle_metadata(tmp_path, monkeypatch, capsys):
+    import json
+
+    from livervae.bundle import file_sha256
+    from livervae.cli import main
+
+    _chain_and_liver(tmp_path)
+    bundle = tmp_path / "bundle"
+    (bundle / "models").mkdir(parents=True)
+    (bundle / "configs").mkdir()
+    metadata = bundle / "configs" / "metadata.json"
+    metadata.write_text(json.dumps({"training": {"epochs": 3, "model_sha256": file_sha256(tmp_path / "two_stage.pt")}}))
+    monkeypatch.setattr("livervae.bundle.bundle_root", lambda name, allow_external=False: bundle)
+    model = bundle / "models" / "model.pt"
+    args = ["rechain", "--two-stage", str(tmp_path / "two_stage.pt"), "--liver", str(tmp_path / "liver.pt")]
+    assert main([*args, "--out", str(tmp_path / "elsewhere.pt"), "--record"]) == 2
+    assert "--record needs --out" in capsys.readouterr().err and not (tmp_path / "elsewhere.pt").exists()
+    assert main([*args, "--out", str(model), "--record"]) == 0
+    training = json.loads(metadata.read_text())["training"]
+    assert training["epochs"] == 3 and training["model_sha256"] == file_sha256(model)
+    assert training["model_bytes"] == model.stat().st_size
+    assert training["stage_1"]["liver_model_sha256"] == file_sha256(tmp_path / "liver.pt")
+    assert training["stage_1"]["two_stage_model_sha256"] == file_sha256(tmp_path / "two_stage.pt")
+    assert training["stage_1"]["command"].startswith("livervae rechain --two-stage")
+    # Rechaining again from the model stage 2's record describes works; from any other model it is refused
+    # before the bundle's model is touched.
+    assert main([*args, "--out", str(model), "--record"]) == 0
+    before = file_sha256(model)
+    args[2] = str(tmp_path / "liver.pt")
+    assert main([*args, "--out", str(model), "--record"]) == 2
+    assert "is not the model the bundle's training record describes" in capsys.readouterr().err
+    assert file_sha256(model) == before
