@@ -272,19 +272,20 @@ class Runner:
         }
 
 
+def _liver_region(case: BenchCase, result: dict[str, Any]) -> np.ndarray:
+    """Sampled flat voxel indices of the liver region (reference or predicted liver)."""
+    from livervae.metrics.calibration import sample_voxels
+
+    return sample_voxels((case.label >= 1) | (result["label"] >= 1), VOXELS_PER_CASE)
+
+
 def _regions(case: BenchCase, result: dict[str, Any]) -> dict[str, np.ndarray]:
-    """Sampled flat voxel indices of the whole volume, of the body (HU > -500) and of the liver region (reference or
-    predicted)."""
+    """Sampled flat voxel indices of the body (HU > -500) and of the liver region (reference or predicted)."""
     from livervae.io.nifti import load_nifti
     from livervae.metrics.calibration import sample_voxels
 
     body = load_nifti(case.image).array > -500
-    liver_region = (case.label >= 1) | (result["label"] >= 1)
-    return {
-        "volume": sample_voxels(np.ones_like(body), VOXELS_PER_CASE),
-        "body": sample_voxels(body, VOXELS_PER_CASE),
-        "liver": sample_voxels(liver_region, VOXELS_PER_CASE),
-    }
+    return {"body": sample_voxels(body, VOXELS_PER_CASE), "liver": _liver_region(case, result)}
 
 
 # Voxel metrics are also pooled per group: the phantoms as generated (the training distribution), the phantoms
@@ -315,13 +316,15 @@ def score_variants(maps: np.ndarray, label: np.ndarray, quality: dict[str, Any])
 
 def sampled(case: BenchCase, result: dict[str, Any]) -> dict[str, Any]:
     """What a calibration case keeps: each estimator's stage probabilities and the reference at sampled voxels."""
-    regions = _regions(case, result)
+    from livervae.metrics.calibration import sample_voxels
+
+    volume = sample_voxels(np.ones(case.label.shape, dtype=bool), VOXELS_PER_CASE)
+    liver = _liver_region(case, result)
     return {
-        "liver_ref": case.label.ravel()[regions["volume"]] >= 1,
-        "tumor_ref": case.label.ravel()[regions["liver"]] == 2,
+        "liver_ref": case.label.ravel()[volume] >= 1,
+        "tumor_ref": case.label.ravel()[liver] == 2,
         "stages": {
-            name: (stages[0].ravel()[regions["volume"]], stages[1].ravel()[regions["liver"]])
-            for name, stages in result["stages"].items()
+            name: (stages[0].ravel()[volume], stages[1].ravel()[liver]) for name, stages in result["stages"].items()
         },
         "reconstruction": result["reconstruction"],
     }

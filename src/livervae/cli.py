@@ -398,7 +398,7 @@ def _run(args: argparse.Namespace) -> int:
         from livervae.io.checkpoint import replace_stage_one
         from livervae.training_record import record_stage_one, stage_two_record_sha256
 
-        started_from = file_sha256(args.two_stage) if args.two_stage.is_file() else ""
+        started_from = file_sha256(args.two_stage) if args.record and args.two_stage.is_file() else ""
         if args.record:  # checked before writing, so a refused record leaves the bundle's model as it was
             bundle_model = bundle_root(TUMOR_BUNDLE) / "models" / "model.pt"
             if args.out.resolve() != bundle_model.resolve():
