@@ -23,6 +23,7 @@ from livervae.uncertainty import (
     save_uncertainty_map,
     stages_from_classes,
     voxel_maps,
+    without_dropped_tumours,
 )
 
 
@@ -80,9 +81,11 @@ def test_expected_dice_known_answers():
     assert expected_dice(np.where(mask, 0.5, 0.0), mask) == pytest.approx(2 * 8 / (8 + 16))
     spread = np.where(mask, 1.0, 0.1)  # 84 background voxels at 0.1 add 8.4 of mass
     assert expected_dice(spread, mask) == pytest.approx(2 * 16 / (16 + 8.4 + 16))
-    assert expected_dice(np.zeros((10, 10)), np.zeros((10, 10), bool)) == 1.0
-    # nothing predicted where the model still puts 20 voxels' worth of mass: a missed finding
-    assert expected_dice(np.where(mask, 1.25, 0.0), np.zeros((10, 10), bool)) == 0.0
+    empty = np.zeros((10, 10), bool)
+    assert expected_dice(np.zeros((10, 10)), empty) == 1.0
+    # nothing predicted: the chance there is nothing to find, however the doubt is spread
+    assert expected_dice(np.where(mask, 0.3, 0.01), empty) == pytest.approx(0.7)
+    assert expected_dice(np.where(mask, 1.0, 0.0), empty) == 0.0  # a certain finding missed
 
 
 def test_case_quality_flags_a_low_score_and_a_ct_unlike_the_training_data():
@@ -108,6 +111,33 @@ def test_case_quality_flags_a_low_score_and_a_ct_unlike_the_training_data():
     assert odd.needs_review and "unlike the training data" in odd.reasons[0]
     assert case_quality(maps, label, 0.2, UncertaintySettings()).reconstruction_ratio is None
     assert set(good.to_dict()) >= {"score", "needs_review", "reasons", "reconstruction_ratio"}
+
+
+def test_removed_tumours_do_not_count_as_missed_but_the_models_own_doubt_does():
+    label = np.zeros((20, 20, 20), np.uint8)
+    label[2:18, 2:18, 2:18] = 1
+    label[4:8, 4:8, 4:8] = 2  # the kept tumour
+    maps = np.zeros((3, 20, 20, 20), np.float32)
+    maps[0] = label >= 1
+    maps[1] = np.where(label == 2, 0.9, 0.0)
+    maps[1][3:9, 3:9, 3:9] = np.maximum(maps[1][3:9, 3:9, 3:9], 0.2)  # the kept tumour's halo stays
+    maps[1][13:15, 13:15, 13:15] = 0.8  # a speck post-processing relabelled as liver ...
+    maps[1][12:16, 12:16, 12:16] = np.maximum(maps[1][12:16, 12:16, 12:16], 0.1)  # ... with its halo
+    cleaned = without_dropped_tumours(maps[1], label == 2)
+    assert cleaned[12:16, 12:16, 12:16].max() == 0.0
+    np.testing.assert_array_equal(cleaned[:10, :10, :10], maps[1][:10, :10, :10])
+    kept_mass = 0.9 * 64 + 0.2 * (216 - 64)
+    assert case_quality(maps, label).tumor_expected_dice == pytest.approx(2 * 0.9 * 64 / (kept_mass + 64))
+    doubt = maps.copy()
+    doubt[1][13:15, 13:15, 13:15] = 0.3  # never predicted tumour (< 1/3): a lesion the model may have missed
+    doubt_mass = kept_mass + 0.3 * 8 + 0.1 * (64 - 8)
+    assert case_quality(doubt, label).tumor_expected_dice == pytest.approx(2 * 0.9 * 64 / (doubt_mass + 64))
+    tumour_free = np.where(label == 2, 1, label).astype(np.uint8)  # every tumour removed: nothing left to miss
+    assert case_quality(maps, tumour_free).tumor_expected_dice == 1.0
+    assert case_quality(doubt, tumour_free).tumor_expected_dice == pytest.approx(0.7)  # the 0.3 speck remains
+    np.testing.assert_array_equal(without_dropped_tumours(np.zeros((4, 4, 4)), np.zeros((4, 4, 4), bool)), 0.0)
+    with pytest.raises(ValueError, match="differ in shape"):
+        without_dropped_tumours(maps[1], label[:5] == 2)
 
 
 def test_uncertainty_map_file_round_trips_with_its_channels_and_affine(tmp_path):

@@ -137,8 +137,8 @@ def test_shipped_models_find_almost_no_liver_on_real_ct_without_one(subject, bun
     must each find under 5 mL on both.
 
     The liver model predicted 0.21 and 0.33 mL (0.4.0, trained with negative cases), the chain with it as stage 1
-    (0.6.0) 0.05 and 0.17 mL; the liver model 0.3.0 predicted 8.3 and 10.7 mL (the chain with it 8.2 and 4.7), the
-    phantom-trained weights 573 and 738 mL.
+    (0.6.0 and 0.7.0) 0.05 and 0.17 mL; the liver model 0.3.0 predicted 8.3 and 10.7 mL (the chain with it 8.2 and
+    4.7), the phantom-trained weights 573 and 738 mL.
     """
     from livervae.data.synthetic.label_maps import no_liver_ct_paths
 
