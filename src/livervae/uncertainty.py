@@ -268,6 +268,7 @@ def without_dropped_tumours(
             least P(tumour) t that wins the argmax of the composed classes (t, (1 - t) l, (1 - t)(1 - l)).
         floor: probability that bounds a region.
     """
+    from monai.transforms.utils import generate_spatial_bounding_box
     from scipy import ndimage
 
     from livervae.labels import LESION_CONNECTIVITY
@@ -282,7 +283,8 @@ def without_dropped_tumours(
     # of a whole CT (labelling the whole volume made `infer --uncertainty` on 512 x 512 x 160 take 18.7 s, not 15.2).
     if not candidate.any():
         return out
-    box = tuple(slice(int(i.min()), int(i.max()) + 1) for i in map(np.flatnonzero, _axis_any(candidate)))
+    start, end = generate_spatial_bounding_box(candidate[None], select_fn=lambda x: x)
+    box = tuple(slice(int(a), int(b)) for a, b in zip(start, end))
     regions, count = ndimage.label(candidate[box], structure=LESION_CONNECTIVITY)
     index = np.arange(1, count + 1)
     peak = np.asarray(ndimage.maximum(probability[box], regions, index))
@@ -291,11 +293,6 @@ def without_dropped_tumours(
     dropped[1:] = (peak >= seed) & ~kept
     out[box][dropped[regions]] = 0.0
     return out
-
-
-def _axis_any(mask: np.ndarray) -> list[np.ndarray]:
-    """Per axis, whether any voxel of each index along it is set (the mask's bounding box, without np.nonzero)."""
-    return [mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)) for axis in range(mask.ndim)]
 
 
 def case_quality(
