@@ -457,6 +457,11 @@ def test_uncertainty_benchmark_cases_come_from_the_synthetic_generator_the_weigh
     assert test[2].label.size < expected.array.size  # the field of view cut
     with pytest.raises(ValueError, match="unknown generator"):
         uncertainty.make_cases(tmp_path / "other", 1, 1, generator="bodyparts")
+    # Another test cohort (to measure the score on cases its rules were not chosen on), the same calibration.
+    calibrate_again, fresh = uncertainty.make_cases(tmp_path / "fresh", 1, 1, test_seed=4242)
+    assert np.array_equal(calibrate_again[0].label, calibrate[0].label)
+    _, other, _, _ = generate_synthetic_case(0, 4242, SyntheticConfig.training_pool())
+    assert np.array_equal(fresh[0].label, other.array) and not np.array_equal(other.array, expected.array)
 
 
 @pytest.mark.slow

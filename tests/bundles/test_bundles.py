@@ -256,6 +256,40 @@ def test_training_fine_tunes_the_two_stage_checkpoint_and_validates_without_a_va
     assert handler.interval == 1  # validation (and so the saved model) even for a one-epoch request
 
 
+def test_training_can_start_the_tumour_stage_from_the_liver_model(trained, tmp_path):
+    """`init_weights` (transfer from stage 1) takes the place of the two-stage checkpoint as the starting point."""
+    from ignite.engine import Events
+
+    liver = torch.load(trained["liver"], weights_only=True)["model"]
+    cases = json.loads((trained["data"] / "datalist.json").read_text())["training"][:1]
+    data = [{k: str(trained["data"] / case[k]) for k in ("image", "label")} for case in cases]
+    workflow = _workflow(
+        TUMOR_BUNDLE,
+        "train.json",
+        "train",
+        dataset_dir=str(trained["data"]),
+        output_dir=str(tmp_path),
+        ckpt_dir=str(tmp_path / "models"),
+        pretrained_model=str(trained["tumor"]),
+        init_weights=str(trained["liver"]),
+        liver_model_path=str(trained["liver"]),
+        liver_init_filters=8,
+        liver_pixdim=[4.0, 4.0, 4.0],
+        liver_patch_size=[64, 64, 48],
+        pixdim=[2.0, 2.0, 2.0],
+        patch_size=[64, 64, 64],
+        init_filters=8,
+        cache_rate=0.0,
+        **{"train#dataset#data": data, "validate#dataset#data": [], "train#trainer#max_epochs": 1},
+    )
+    workflow.parser.get_parsed_content("train#trainer").fire_event(Events.STARTED)
+    network = workflow.parser.get_parsed_content("network").state_dict()
+    tumour = torch.load(trained["tumor"], weights_only=True)["model"]
+    for name in ("convInit.conv.weight", "down_layers.2.1.conv1.conv.weight", "up_layers.0.0.conv1.conv.weight"):
+        assert torch.equal(network[name], liver[name]) and not torch.equal(network[name], tumour[f"tumor_net.{name}"])
+    assert not torch.equal(network["conv_final.2.conv.weight"], liver["conv_final.2.conv.weight"])
+
+
 def test_a_finished_run_is_not_retrained_over(trained, tmp_path):
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "checkpoint_epoch=3.pt").write_bytes(b"")

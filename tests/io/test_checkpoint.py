@@ -5,7 +5,15 @@ import torch
 from torch import nn
 
 from livervae.errors import InputError
-from livervae.io.checkpoint import apply_settings, load_model_weights, read_checkpoint, replace_stage_one
+from livervae.io.checkpoint import (
+    apply_settings,
+    load_matching_weights,
+    load_model_weights,
+    read_checkpoint,
+    replace_stage_one,
+)
+from livervae.networks import SegResNetVAEWithHeads
+from livervae.paths import repo_root
 
 
 def test_load_model_weights_is_safe_and_specific(tmp_path):
@@ -37,6 +45,37 @@ def test_load_model_weights_takes_one_stage_of_a_chained_checkpoint(tmp_path):
         load_model_weights(nn.Linear(3, 2), tmp_path / "two_stage.pt", prefix="vessel_net.")
     with pytest.raises(InputError, match="weights do not fit the network"):
         load_model_weights(nn.Linear(4, 2), tmp_path / "two_stage.pt", prefix="tumor_net.")
+
+
+def test_load_matching_weights_starts_the_tumour_stage_from_the_shipped_liver_model(tmp_path):
+    shipped = repo_root() / "bundles" / "liver_ct_segmentation" / "models" / "model.pt"
+    liver = torch.load(shipped, weights_only=True)["model"]
+    # The tumour stage as the CPU preset builds it: other patch size (so other VAE dense layers), a severity head.
+    tumour = SegResNetVAEWithHeads(
+        input_image_size=[48, 48, 48],
+        init_filters=8,
+        in_channels=1,
+        out_channels=2,
+        blocks_down=[1, 2, 2, 4],
+        blocks_up=[1, 1, 1],
+        severity_head=True,
+    )
+    before = {k: v.clone() for k, v in tumour.state_dict().items()}
+    load_matching_weights(tumour, shipped)
+    after = tumour.state_dict()
+    copied = {k for k in after if not torch.equal(after[k], before[k])}
+    assert torch.equal(after["convInit.conv.weight"], liver["convInit.conv.weight"])
+    assert all(torch.equal(after[k], liver[k]) for k in copied)
+    assert "down_layers.3.1.conv2.conv.weight" in copied and "conv_final.0.weight" in copied
+    # The output layer (liver logits there, tumour logits here), the VAE's patch-size-bound dense layer and the
+    # head the liver model lacks keep their initial values.
+    kept = {k for k in after if k not in copied}
+    assert {"conv_final.2.conv.weight", "vae_fc1.weight"} <= kept
+    assert any(k.startswith("severity") for k in kept)
+    with pytest.raises(InputError, match="shares no weights"):
+        load_matching_weights(nn.Linear(3, 2), shipped)
+    with pytest.raises(InputError, match="checkpoint not found"):
+        load_matching_weights(tumour, tmp_path / "missing.pt")
 
 
 def test_read_checkpoint_returns_state_and_settings(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import MutableMapping
 from pathlib import Path
@@ -12,6 +13,8 @@ from torch import nn
 
 from livervae.errors import InputError
 from livervae.labels import current_key
+
+logger = logging.getLogger(__name__)
 
 
 def read_checkpoint(
@@ -90,6 +93,36 @@ def load_model_weights(
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0]
         raise InputError(path, f"weights do not fit the network ({first})") from exc
+    return network
+
+
+# The output layer of a SegResNetVAE: its channels mean another class in another model, so it starts afresh.
+SEGMENTATION_OUTPUT_LAYER = r"^conv_final\.2\."
+
+
+def load_matching_weights(
+    network: nn.Module,
+    path: str | os.PathLike[str],
+    key: str = "model",
+    exclude: str | None = SEGMENTATION_OUTPUT_LAYER,
+) -> nn.Module:
+    """Start `network` from another model's weights wherever name and shape agree; return the network.
+
+    For transfer between LiverVAE's models: the tumour stage starts from the liver stage's encoder and decoder,
+    which have already learnt CT on the same synthetic data, instead of from random weights. Tensors whose shape
+    differs (the VAE branch's dense layers depend on the patch size), that the source lacks (the severity head) or
+    that match `exclude` (a regular expression; by default the output layer) keep their initial values.
+
+    Raises:
+        InputError: what `read_checkpoint` raises, or a checkpoint that shares no tensor with the network.
+    """
+    from monai.networks.utils import copy_model_state  # MONAI's name-and-shape matching copy
+
+    state, _ = read_checkpoint(path, key)
+    _, updated, unchanged = copy_model_state(network, state, exclude_vars=exclude, inplace=True)
+    if not updated:
+        raise InputError(path, "shares no weights (same name and shape) with the network")
+    logger.info("started from %s: %d tensors copied, %d kept their initial values", path, len(updated), len(unchanged))
     return network
 
 
