@@ -443,25 +443,23 @@ def test_uncertainty_benchmark_reports_what_its_cases_give(tmp_path, capsys):
 
 
 def test_uncertainty_benchmark_cases_come_from_the_synthetic_generator_the_weights_trained_on(tmp_path):
-    """The default generator: synthetic-pool cases of seeds 7 (calibration) and 2026 (test), each with one hard
+    """The default generator: synthetic-pool cases of seed 7 (calibration) and the test seed, each with one hard
     variant and no separate phase variant (the generator draws the phase), then the real CT."""
     from livervae.data.synthetic.generator import SyntheticConfig, generate_synthetic_case
 
     uncertainty = _bench("uncertainty")
-    calibrate, test = uncertainty.make_cases(tmp_path, 1, 1)
+    # Seed 2026 is the default test cohort; another seed (here, as `--test-seed 4242` gives it) measures the score
+    # on cases its rules were not chosen on.
+    assert uncertainty.TEST_SEED == 2026
+    calibrate, test = uncertainty.make_cases(tmp_path, 1, 1, test_seed=4242)
     assert [c.kind for c in calibrate] == ["calibration"]
     assert [c.kind for c in test] == ["plain", "noise", "cut_fov", "metal", "real"]
-    _, expected, _, _ = generate_synthetic_case(0, 2026, SyntheticConfig.training_pool())
+    _, expected, _, _ = generate_synthetic_case(0, 4242, SyntheticConfig.training_pool())
     assert np.array_equal(test[0].label, expected.array)
     assert np.array_equal(test[1].label, expected.array)  # noise leaves the reference alone
     assert test[2].label.size < expected.array.size  # the field of view cut
     with pytest.raises(ValueError, match="unknown generator"):
         uncertainty.make_cases(tmp_path / "other", 1, 1, generator="bodyparts")
-    # Another test cohort (to measure the score on cases its rules were not chosen on), the same calibration.
-    calibrate_again, fresh = uncertainty.make_cases(tmp_path / "fresh", 1, 1, test_seed=4242)
-    assert np.array_equal(calibrate_again[0].label, calibrate[0].label)
-    _, other, _, _ = generate_synthetic_case(0, 4242, SyntheticConfig.training_pool())
-    assert np.array_equal(fresh[0].label, other.array) and not np.array_equal(other.array, expected.array)
 
 
 @pytest.mark.slow
