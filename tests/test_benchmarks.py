@@ -164,6 +164,7 @@ def test_make_ct_mirrors_and_cuts_the_real_ct_keeping_world_positions(tmp_path, 
 # --- each benchmark run -----------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # ~20 s each: benchmark smoke runs, kept out of the default suite
 def test_inference_benchmark_measures_each_method_in_its_own_process(
     tmp_path, capsys, real_case, idle_python_mib, ballast
 ):
@@ -197,6 +198,7 @@ def test_inference_benchmark_measures_each_method_in_its_own_process(
     assert match.group(4) == f"{rows['LiverVAE two-stage']['end_to_end_s']:.1f}"
 
 
+@pytest.mark.slow  # ~20 s each: benchmark smoke runs, kept out of the default suite
 def test_memory_benchmark_measures_both_source_grid_steps_in_their_own_processes(
     tmp_path, capsys, real_case, idle_python_mib, ballast
 ):
@@ -299,6 +301,7 @@ def _vessel_rate_from_csv(path: Path) -> tuple[str, int, int]:
     return ("n/a" if not vessel else f"{hits / len(vessel):.3f}"), hits, len(vessel)
 
 
+@pytest.mark.slow  # ~20 s each: benchmark smoke runs, kept out of the default suite
 def test_patch_vae_benchmark_trains_and_scores_both_models_on_one_fold(tmp_path, capsys, idle_python_mib, ballast):
     argv = ["--work", str(tmp_path), "--phantoms", "3", "--phantom-preset", "small", "--no-real"]
     argv += ["--min-tumor-patches", "5", "--models", "patch_vae", "unet", "--folds", "1"]
