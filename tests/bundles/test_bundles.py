@@ -215,6 +215,30 @@ def test_monai_label_layout_fits_the_cpu_trained_model(trained, tmp_path):
     network.load_state_dict(state, strict=True)
 
 
+def _one_epoch_tumour_training(trained, tmp_path, **override):
+    """The tumour bundle's train.json on one training case for one epoch at the CPU sizes the `trained` models
+    have, starting from the trained two-stage checkpoint unless `override` says otherwise."""
+    cases = json.loads((trained["data"] / "datalist.json").read_text())["training"][:1]
+    data = [{k: str(trained["data"] / case[k]) for k in ("image", "label")} for case in cases]
+    settings = {
+        "dataset_dir": str(trained["data"]),
+        "output_dir": str(tmp_path),
+        "ckpt_dir": str(tmp_path / "models"),
+        "pretrained_model": str(trained["tumor"]),
+        "liver_init_filters": 8,
+        "liver_pixdim": [4.0, 4.0, 4.0],
+        "liver_patch_size": [64, 64, 48],
+        "pixdim": [2.0, 2.0, 2.0],
+        "patch_size": [64, 64, 64],
+        "init_filters": 8,
+        "cache_rate": 0.0,
+        "train#dataset#data": data,
+        "validate#dataset#data": [],
+        "train#trainer#max_epochs": 1,
+    }
+    return _workflow(TUMOR_BUNDLE, "train.json", "train", **{**settings, **override})
+
+
 def test_training_fine_tunes_the_two_stage_checkpoint_and_validates_without_a_validation_split(trained, tmp_path):
     """As MONAI Label runs train.json: the tumour stage starts from the two-stage checkpoint's `tumor_net.*`, the
     liver stage from the liver bundle's (retrained) model even when the two-stage checkpoint holds an older one,
@@ -224,26 +248,7 @@ def test_training_fine_tunes_the_two_stage_checkpoint_and_validates_without_a_va
     liver = torch.load(trained["liver"], weights_only=True)
     retrained = {k: v + 1.0 if v.is_floating_point() else v for k, v in liver["model"].items()}
     torch.save({"model": retrained, "settings": liver["settings"]}, tmp_path / "retrained_liver.pt")
-    cases = json.loads((trained["data"] / "datalist.json").read_text())["training"][:1]
-    data = [{k: str(trained["data"] / case[k]) for k in ("image", "label")} for case in cases]
-    workflow = _workflow(
-        TUMOR_BUNDLE,
-        "train.json",
-        "train",
-        dataset_dir=str(trained["data"]),
-        output_dir=str(tmp_path),
-        ckpt_dir=str(tmp_path / "models"),
-        pretrained_model=str(trained["tumor"]),
-        liver_model_path=str(tmp_path / "retrained_liver.pt"),
-        liver_init_filters=8,
-        liver_pixdim=[4.0, 4.0, 4.0],
-        liver_patch_size=[64, 64, 48],
-        pixdim=[2.0, 2.0, 2.0],
-        patch_size=[64, 64, 64],
-        init_filters=8,
-        cache_rate=0.0,
-        **{"train#dataset#data": data, "validate#dataset#data": [], "train#trainer#max_epochs": 1},
-    )
+    workflow = _one_epoch_tumour_training(trained, tmp_path, liver_model_path=str(tmp_path / "retrained_liver.pt"))
     # Whatever runs when training starts (MONAI's handlers, MONAI Label's loader) must not undo the loading.
     workflow.parser.get_parsed_content("train#trainer").fire_event(Events.STARTED)
     state = torch.load(trained["tumor"], weights_only=True)["model"]
@@ -261,26 +266,8 @@ def test_training_can_start_the_tumour_stage_from_the_liver_model(trained, tmp_p
     from ignite.engine import Events
 
     liver = torch.load(trained["liver"], weights_only=True)["model"]
-    cases = json.loads((trained["data"] / "datalist.json").read_text())["training"][:1]
-    data = [{k: str(trained["data"] / case[k]) for k in ("image", "label")} for case in cases]
-    workflow = _workflow(
-        TUMOR_BUNDLE,
-        "train.json",
-        "train",
-        dataset_dir=str(trained["data"]),
-        output_dir=str(tmp_path),
-        ckpt_dir=str(tmp_path / "models"),
-        pretrained_model=str(trained["tumor"]),
-        init_weights=str(trained["liver"]),
-        liver_model_path=str(trained["liver"]),
-        liver_init_filters=8,
-        liver_pixdim=[4.0, 4.0, 4.0],
-        liver_patch_size=[64, 64, 48],
-        pixdim=[2.0, 2.0, 2.0],
-        patch_size=[64, 64, 64],
-        init_filters=8,
-        cache_rate=0.0,
-        **{"train#dataset#data": data, "validate#dataset#data": [], "train#trainer#max_epochs": 1},
+    workflow = _one_epoch_tumour_training(
+        trained, tmp_path, init_weights=str(trained["liver"]), liver_model_path=str(trained["liver"])
     )
     workflow.parser.get_parsed_content("train#trainer").fire_event(Events.STARTED)
     network = workflow.parser.get_parsed_content("network").state_dict()
