@@ -165,17 +165,11 @@ def case_id_for(index: int) -> str:
     return f"synthetic_{index:04d}"
 
 
-def _world_extent(subject: AnatomySubject, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    ijk = np.argwhere(mask)
-    world = ijk @ subject.affine[:3, :3].T + subject.affine[:3, 3]
-    return world.min(axis=0), world.max(axis=0)
-
-
 def _negative_range(subject: AnatomySubject, rng: np.random.Generator) -> tuple[float, float]:
     """z range (world mm) of a no-liver field of view: 120-250 mm of chest above the dome or of abdomen and pelvis
     below the tip, whichever this subject has room for (both: drawn)."""
-    body_lo, body_hi = _world_extent(subject, subject.tissues != Tissue.AIR)
-    liver_lo, liver_hi = _world_extent(subject, subject.tissues == Tissue.LIVER)
+    body_lo, body_hi = subject.body_extent
+    liver_lo, liver_hi = subject.liver_extent
     clearance = 25.0  # the pose's deformation moves anatomy by a few mm: stay clear of the liver
     options = []
     if subject.liver_in_view and body_hi[2] - (liver_hi[2] + clearance) >= 121.0:
@@ -196,14 +190,14 @@ def _field_of_view(
     """Source-space box (world mm): the body in-plane with a margin; from above the liver dome down to somewhere
     between the liver's tip and the pelvis; on some cases the dome or the tip out of view; on a negative case
     chest or pelvis without the liver."""
-    body_lo, body_hi = _world_extent(subject, subject.tissues != Tissue.AIR)
+    body_lo, body_hi = subject.body_extent
     if negative:
         bottom, top = _negative_range(subject, rng)
         margin = rng.uniform(30.0, 90.0)
         lo = np.array([body_lo[0] - margin, body_lo[1] - margin, bottom])
         hi = np.array([body_hi[0] + margin, body_hi[1] + margin, top])
         return lo, hi, True
-    liver_lo, liver_hi = _world_extent(subject, subject.tissues == Tissue.LIVER)
+    liver_lo, liver_hi = subject.liver_extent
     height = liver_hi[2] - liver_lo[2]
     top = liver_hi[2] + rng.uniform(10.0, 90.0)
     bottom = liver_lo[2] - rng.uniform(0.0, 160.0)

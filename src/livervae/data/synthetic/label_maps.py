@@ -68,6 +68,8 @@ class AnatomySubject:
         affine: voxel-to-RAS affine of both arrays.
         liver_ml: the subject's liver volume in view.
         liver_in_view: whether the whole liver is in view (no liver on the first or last slice).
+        body_extent: world (RAS mm) lower and upper corners of the body's voxels (all but AIR).
+        liver_extent: the same for the liver's voxels.
     """
 
     name: str
@@ -76,6 +78,8 @@ class AnatomySubject:
     affine: np.ndarray
     liver_ml: float
     liver_in_view: bool
+    body_extent: tuple[np.ndarray, np.ndarray]
+    liver_extent: tuple[np.ndarray, np.ndarray]
 
     @property
     def spacing(self) -> np.ndarray:
@@ -180,7 +184,17 @@ def _load_subject(folder: Path) -> AnatomySubject:
     liver_in_view = not (liver[:, :, 0].any() or liver[:, :, -1].any())
     tissues.setflags(write=False)
     outside.setflags(write=False)
-    return AnatomySubject(name, tissues, outside, affine, liver_ml, liver_in_view)
+    # Every case's field of view starts from these; computed once here rather than per case.
+    body_extent = world_extent(affine, tissues != Tissue.AIR)
+    liver_extent = world_extent(affine, liver)
+    return AnatomySubject(name, tissues, outside, affine, liver_ml, liver_in_view, body_extent, liver_extent)
+
+
+def world_extent(affine: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """World (RAS mm) lower and upper corners of the voxel centres in `mask` under the voxel-to-RAS `affine`."""
+    ijk = np.argwhere(mask)
+    world = ijk @ affine[:3, :3].T + affine[:3, 3]
+    return world.min(axis=0), world.max(axis=0)
 
 
 def no_liver_ct_paths(data_dir: Path | None = None) -> list[Path]:
