@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from livervae.data.synthetic.label_maps import load_subject, no_liver_ct_paths, subjects_dir, world_extent
+from livervae.data.synthetic.label_maps import load_subject, no_liver_ct_paths, subjects_dir, world_points
 from livervae.data.synthetic.tissues import STRUCTURE_TISSUES, Tissue
 from livervae.errors import InputError
 
@@ -26,16 +26,17 @@ def test_subject_becomes_a_tissue_map_with_its_real_liver_volume(require_subject
     (body_lo, body_hi), (liver_lo, liver_hi) = subject.body_extent, subject.liver_extent
     assert np.all(body_lo <= liver_lo) and np.all(liver_hi <= body_hi)
     assert 150.0 < liver_hi[2] - liver_lo[2] < 250.0  # a liver's cranio-caudal height (mm)
-    assert liver_hi[2] < world_extent(subject.affine, subject.tissues == Tissue.LUNG)[1][2]
+    assert liver_hi[2] < world_points(subject.affine, subject.tissues == Tissue.LUNG)[:, 2].max()
+    assert len(subject.liver_world) == np.count_nonzero(subject.tissues == Tissue.LIVER)
+    assert subject.liver_world is subject.liver_world and not subject.liver_world.flags.writeable
 
 
-def test_world_extent_is_the_corners_of_the_mask_voxel_centres_in_world_mm():
+def test_world_points_are_the_mask_voxel_centres_in_world_mm():
     mask = np.zeros((6, 7, 8), dtype=bool)
     mask[1, 2, 3] = mask[4, 5, 6] = True
     affine = np.diag([2.0, -2.0, 3.0, 1.0])
     affine[:3, 3] = (10.0, 0.0, -5.0)
-    lo, hi = world_extent(affine, mask)
-    assert lo.tolist() == [12.0, -10.0, 4.0] and hi.tolist() == [18.0, -4.0, 13.0]
+    assert world_points(affine, mask).tolist() == [[12.0, -4.0, 4.0], [18.0, -10.0, 13.0]]
 
 
 def test_every_tissue_named_in_the_structure_table_is_a_tissue():

@@ -14,7 +14,6 @@ import numpy as np
 from scipy import ndimage
 
 from livervae.data.synthetic.label_maps import AnatomySubject
-from livervae.data.synthetic.tissues import Tissue
 
 
 @dataclass(frozen=True)
@@ -70,8 +69,7 @@ def draw_pose(rng: np.random.Generator, subject: AnatomySubject, liver_ml_range:
 
 def _liver_centres(subject: AnatomySubject) -> tuple[np.ndarray, np.ndarray, float]:
     """World centroid of the liver, of its left lobe (the part left of the falciform line), and its radius."""
-    ijk = np.argwhere(subject.tissues == Tissue.LIVER)
-    world = ijk @ subject.affine[:3, :3].T + subject.affine[:3, 3]
+    world = subject.liver_world
     centre = world.mean(axis=0)
     # RAS: x grows to the patient's right; the left lobe is the liver's leftmost (smallest x) quarter.
     left = world[world[:, 0] <= np.quantile(world[:, 0], 0.25)]

@@ -68,8 +68,6 @@ class AnatomySubject:
         affine: voxel-to-RAS affine of both arrays.
         liver_ml: the subject's liver volume in view.
         liver_in_view: whether the whole liver is in view (no liver on the first or last slice).
-        body_extent: world (RAS mm) lower and upper corners of the body's voxels (all but AIR).
-        liver_extent: the same for the liver's voxels.
     """
 
     name: str
@@ -78,13 +76,30 @@ class AnatomySubject:
     affine: np.ndarray
     liver_ml: float
     liver_in_view: bool
-    body_extent: tuple[np.ndarray, np.ndarray]
-    liver_extent: tuple[np.ndarray, np.ndarray]
 
     @property
     def spacing(self) -> np.ndarray:
         """Voxel size (mm) along each array axis."""
         return np.linalg.norm(self.affine[:3, :3], axis=0)
+
+    # The subject is loaded once per process and every case reads these: computed on first use, then kept.
+    @functools.cached_property
+    def liver_world(self) -> np.ndarray:
+        """World (RAS mm) coordinates of the liver's voxel centres, (n, 3), read-only."""
+        world = world_points(self.affine, self.tissues == Tissue.LIVER)
+        world.setflags(write=False)
+        return world
+
+    @functools.cached_property
+    def liver_extent(self) -> tuple[np.ndarray, np.ndarray]:
+        """World (RAS mm) lower and upper corners of the liver's voxel centres."""
+        return self.liver_world.min(axis=0), self.liver_world.max(axis=0)
+
+    @functools.cached_property
+    def body_extent(self) -> tuple[np.ndarray, np.ndarray]:
+        """World (RAS mm) lower and upper corners of the body's voxel centres (all but AIR)."""
+        body = world_points(self.affine, self.tissues != Tissue.AIR)
+        return body.min(axis=0), body.max(axis=0)
 
 
 def subjects_dir(data_dir: Path | None = None) -> Path:
@@ -184,17 +199,12 @@ def _load_subject(folder: Path) -> AnatomySubject:
     liver_in_view = not (liver[:, :, 0].any() or liver[:, :, -1].any())
     tissues.setflags(write=False)
     outside.setflags(write=False)
-    # Every case's field of view starts from these; computed once here rather than per case.
-    body_extent = world_extent(affine, tissues != Tissue.AIR)
-    liver_extent = world_extent(affine, liver)
-    return AnatomySubject(name, tissues, outside, affine, liver_ml, liver_in_view, body_extent, liver_extent)
+    return AnatomySubject(name, tissues, outside, affine, liver_ml, liver_in_view)
 
 
-def world_extent(affine: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """World (RAS mm) lower and upper corners of the voxel centres in `mask` under the voxel-to-RAS `affine`."""
-    ijk = np.argwhere(mask)
-    world = ijk @ affine[:3, :3].T + affine[:3, 3]
-    return world.min(axis=0), world.max(axis=0)
+def world_points(affine: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """World (RAS mm) coordinates, (n, 3), of the voxel centres in `mask` under the voxel-to-RAS `affine`."""
+    return np.argwhere(mask) @ affine[:3, :3].T + affine[:3, 3]
 
 
 def no_liver_ct_paths(data_dir: Path | None = None) -> list[Path]:

@@ -232,11 +232,6 @@ class MeshPlacement:
     left_lobe_scale: float
 
 
-def _subject_liver_world(subject: AnatomySubject) -> np.ndarray:
-    ijk = np.argwhere(subject.tissues == Tissue.LIVER)
-    return ijk @ subject.affine[:3, :3].T + subject.affine[:3, 3]
-
-
 def draw_mesh_placement(rng: np.random.Generator, subject: AnatomySubject, mesh: MeshAnatomy) -> MeshPlacement:
     """Draw where and how the mesh organs sit in `subject`.
 
@@ -244,7 +239,7 @@ def draw_mesh_placement(rng: np.random.Generator, subject: AnatomySubject, mesh:
     then a random anisotropic factor of 0.9-1.1 per axis; rotation within +-8 degrees (+-12 about the long axis);
     anchor: the liver dome on the subject's dome, or the tip on its tip when the dome is out of view.
     """
-    liver = _subject_liver_world(subject) @ _LPS_FROM_RAS.T
+    liver = subject.liver_world @ _LPS_FROM_RAS.T
     if subject.liver_in_view:
         size = (subject.liver_ml / mesh.organ_ml["liver"]) ** (1.0 / 3.0)
     else:
