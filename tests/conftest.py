@@ -16,6 +16,17 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"livervae shared data: {shared_data_dir()} ({DATA_DIR_ENV} overrides)"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, one compute thread per worker (and its subprocesses): the workers already fill the
+    cores, and torch's default of one thread per core in each would oversubscribe them."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ["OMP_NUM_THREADS"] = "1"
+        os.environ["MKL_NUM_THREADS"] = "1"
+        import torch
+
+        torch.set_num_threads(1)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The shared real-CT folder; its absence fails the run in CI and skips the test elsewhere."""
@@ -117,14 +128,3 @@ def trained(tmp_path_factory):
         overrides={**QUICK_TRAINING, "ckpt_dir": str(root / "tumor_models"), "liver_model_path": str(liver)},
     )
     return {"root": root, "data": data, "liver": liver, "tumor": tumour}
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    """Under pytest-xdist, one compute thread per worker (and its subprocesses): the workers already fill the
-    cores, and torch's default of one thread per core in each would oversubscribe them."""
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        os.environ["OMP_NUM_THREADS"] = "1"
-        os.environ["MKL_NUM_THREADS"] = "1"
-        import torch
-
-        torch.set_num_threads(1)
